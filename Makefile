@@ -1,0 +1,29 @@
+# Two commands for a newcomer: `make run` starts hubbub, `make test` runs the whole test suite.
+# Both install what they need first (a virtualenv in .venv, and the npm packages for interop tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NODE_DEPS := tests/interop/node_modules/.installed
+
+.PHONY: run test install lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(NODE_DEPS): tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(NODE_DEPS)
+
+run: $(VENV)/.installed
+	$(VENV)/bin/hubbub run
+
+test: install
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy -p hubbub

@@ -1,0 +1,44 @@
+"""The in-process broker: one worker, no network, delivery inline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import DeliverFn
+
+__all__ = ["MemoryBroker"]
+
+
+def _drop(channel: str, data: Any) -> None:
+    del channel, data
+
+
+class MemoryBroker:
+    """A :class:`~hubbub.broker.Broker` for a single process.
+
+    ``publish`` delivers synchronously before it returns, so per-channel order is the call order.
+    """
+
+    def __init__(self) -> None:
+        self._deliver: DeliverFn = _drop
+        self._channels: set[str] = set()
+
+    def attach(self, deliver: DeliverFn) -> None:
+        self._deliver = deliver
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    async def publish(self, channel: str, data: Any) -> None:
+        if channel in self._channels:
+            self._deliver(channel, data)
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def subscriptions(self) -> frozenset[str]:
+        return frozenset(self._channels)

@@ -1,0 +1,1 @@
+"""The Python SDK for hubbub and SocketCluster servers."""

@@ -1,0 +1,1 @@
+"""The hubbub server: workers, supervisor and CLI."""

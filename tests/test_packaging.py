@@ -1,0 +1,79 @@
+"""The top-level folders install as one ``hubbub`` package, editable and as a wheel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client"}
+
+
+def _modules(folder: Path, prefix: str) -> set[str]:
+    found = set()
+    for path in folder.rglob("*.py"):
+        if "node_modules" in path.parts:
+            continue
+        rel = path.relative_to(folder).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        found.add(".".join([prefix, *parts]))
+    return found
+
+
+def _expected_modules() -> set[str]:
+    expected = _modules(ROOT / "core", "hubbub")
+    for folder, name in MAPPED.items():
+        expected |= _modules(ROOT / folder, f"hubbub.{name}")
+    return expected
+
+
+def test_dev_shim_mirrors_core_and_folders() -> None:
+    shim = ROOT / ".dev" / "hubbub"
+    entries = {p.name for p in shim.iterdir()}
+    wanted = {p.name for p in (ROOT / "core").iterdir() if p.name != "__pycache__"} | set(MAPPED)
+    assert entries == wanted
+    for entry in shim.iterdir():
+        assert entry.is_symlink() and entry.exists(), entry
+
+
+def test_every_module_imports_from_outside_the_repo(tmp_path: Path) -> None:
+    names = sorted(_expected_modules())
+    code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\n"
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, *names], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_wheel_contains_every_module(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("hubbub-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in _expected_modules():
+        path = module.replace(".", "/")
+        assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
+    for marker in ("hubbub/py.typed", "hubbub/cluster/py.typed", "hubbub/client/py.typed"):
+        assert marker in names
