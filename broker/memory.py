@@ -40,5 +40,8 @@ class MemoryBroker:
     def ready(self) -> bool:
         return True
 
+    async def wait_ready(self) -> None:
+        """Always ready: returns at once."""
+
     def subscriptions(self) -> frozenset[str]:
         return frozenset(self._channels)

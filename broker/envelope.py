@@ -1,0 +1,95 @@
+"""The msgpack envelope every message travels in between workers (see ``docs/broker.md``).
+
+An envelope is one msgpack map with short string keys::
+
+    {"v": 1,            # format version (int); decoders reject versions they do not know
+     "ch": "room:1",    # hubbub channel name, without the broker's prefix (str)
+     "d": <payload>,    # the published data, any msgpack value (bytes stay bytes)
+     "id": 42,          # publish id: per-origin sequence number (int >= 0)
+     "w": "host:123:ab", # origin worker id (str)
+     "t": 1718000000123} # publish time, integer milliseconds since the Unix epoch
+
+``(w, id)`` identifies a publication uniquely. Unknown extra keys are ignored so that a later
+minor revision can add optional fields without bumping ``v``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+__all__ = ["ENVELOPE_VERSION", "Envelope", "EnvelopeError", "decode", "encode"]
+
+#: The envelope format version this module writes and the only one it reads.
+ENVELOPE_VERSION = 1
+
+
+class EnvelopeError(ValueError):
+    """The bytes are not a valid envelope (not msgpack, wrong shape, or an unknown version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    channel: str
+    payload: Any
+    publish_id: int
+    origin: str
+    published_ms: int
+    version: int = ENVELOPE_VERSION
+
+    @classmethod
+    def new(cls, channel: str, payload: Any, *, publish_id: int, origin: str) -> Envelope:
+        return cls(channel, payload, publish_id, origin, time.time_ns() // 1_000_000)
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Pack ``envelope``; raises :class:`TypeError` when the payload is not msgpack-serialisable."""
+    packed: bytes = msgpack.packb(
+        {
+            "v": envelope.version,
+            "ch": envelope.channel,
+            "d": envelope.payload,
+            "id": envelope.publish_id,
+            "w": envelope.origin,
+            "t": envelope.published_ms,
+        },
+        use_bin_type=True,
+    )
+    return packed
+
+
+_FIELDS: tuple[tuple[str, type], ...] = (("ch", str), ("id", int), ("w", str), ("t", int))
+
+
+def decode(data: bytes) -> Envelope:
+    """Unpack an envelope, raising :class:`EnvelopeError` with the reason when it is not one."""
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types (ExtraData, ValueError, ...)
+        raise EnvelopeError(f"not a msgpack envelope: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise EnvelopeError(f"envelope must be a msgpack map, got {type(obj).__name__}")
+    version = obj.get("v")
+    if type(version) is not int:
+        raise EnvelopeError(f"envelope has no integer format version: {version!r}")
+    if version != ENVELOPE_VERSION:
+        raise EnvelopeError(
+            f"unsupported envelope version {version} (this hubbub reads version {ENVELOPE_VERSION})"
+        )
+    for key, kind in _FIELDS:
+        value = obj.get(key)
+        if type(value) is not kind:
+            raise EnvelopeError(f"envelope field {key!r} must be {kind.__name__}, got {value!r}")
+    if "d" not in obj:
+        raise EnvelopeError("envelope has no payload field 'd'")
+    return Envelope(
+        channel=obj["ch"],
+        payload=obj["d"],
+        publish_id=obj["id"],
+        origin=obj["w"],
+        published_ms=obj["t"],
+        version=version,
+    )
