@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import re
 from typing import Any, Protocol
 
 __all__ = ["Codec", "CodecError", "JsonCodec", "get_codec"]
@@ -41,34 +43,140 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # JSON.parse rejects NaN and Infinity
+
+
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
-_decoder = json.JSONDecoder()
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _JSON_START = frozenset("{[")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JS_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)")
+_JS_SPACE = (  # what String.prototype.trim removes
+    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def _js_to_number(value: Any) -> float:
+    """JavaScript's ``Number(value)`` for JSON-like values (NaN for anything that is not a number)."""
+    if value is None or value is False:
+        return 0.0
+    if value is True:
+        return 1.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):  # [] -> "", [x] -> String(x), longer arrays are NaN unless empty strings
+        return _js_to_number(",".join("" if v is None else _js_string(v) for v in value))
+    if isinstance(value, str):
+        text = value.strip(_JS_SPACE)
+        if not text:
+            return 0.0
+        if _JS_NUMBER.fullmatch(text):
+            return float(text.replace("Infinity", "inf"))
+        for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+            if text[:2].lower() == prefix:
+                try:
+                    return float(int(text[2:], base)) if text[2:].isalnum() else math.nan
+                except ValueError:
+                    return math.nan
+    return math.nan
+
+
+def _js_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join("" if v is None else _js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def _to_uint8(value: Any) -> int:
+    """A Uint8Array element assignment: ``ToUint8(ToNumber(value))``."""
+    number = _js_to_number(value)
+    if math.isnan(number) or math.isinf(number):
+        return 0
+    return int(number) % 256
+
+
+def _replace_buffers(value: Any) -> Any:
+    """sc-formatter's replacer for ``{"type": "Buffer", "data": [...]}`` (a JSON-ified Node Buffer)."""
+    if isinstance(value, dict):
+        data = value.get("data")
+        if value.get("type") == "Buffer" and isinstance(data, list):
+            raw = bytes(_to_uint8(item) for item in data)
+            return {"base64": True, "data": base64.b64encode(raw).decode("ascii")}
+        return {k: _replace_buffers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_buffers(v) for v in value]
+    return value
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (``JSON.stringify`` writes them as ``null``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _stringify(value: Any) -> str:
+    try:
+        text = _encoder.encode(value)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        text = _encoder.encode(_finite(value))
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        # Join surrogate pairs that were split over two code points, escape the lone ones.
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        text = _SURROGATE.sub(_escape_surrogate, joined)
+    return text
 
 
 class JsonCodec:
-    """sc-formatter: compact JSON, bytes as ``{"base64": true, "data": ...}``, raw strings passed through."""
+    """sc-formatter: compact JSON, bytes as ``{"base64": true, "data": ...}``, raw strings passed through.
+
+    As ``JSON.stringify`` does, NaN and infinities are written as ``null``, lone surrogates as ``\\uXXXX``
+    escapes, and an object ``{"type": "Buffer", "data": [...]}`` (a JSON-ified Node Buffer) as base64. The
+    strings ``#1`` and ``#2`` are passed through unencoded. Decoding rejects ``NaN``/``Infinity`` literals
+    (they come back as the raw string, as ``JSON.parse`` fails on them) and reads binary frames as UTF-8
+    with replacement characters.
+    """
 
     name = "json"
     binary = False
 
     def encode(self, value: Any) -> str:
         """Encode a packet or batch as compact JSON text."""
-        return _encoder.encode(value)
+        if value.__class__ is str and (value == "#1" or value == "#2"):
+            return value
+        text = _stringify(value)
+        if '"type":"Buffer"' in text:  # rare: only then look for JSON-ified Buffers
+            text = _stringify(_replace_buffers(value))
+        return text
 
     def decode(self, message: str | bytes) -> Any:
         """Decode JSON text; text that is not a JSON object or array is returned as the raw string."""
         if isinstance(message, bytes | bytearray | memoryview):
-            try:
-                message = bytes(message).decode("utf-8")
-            except UnicodeDecodeError:
-                return bytes(message)
+            message = bytes(message).decode("utf-8", "replace")
         stripped = message.lstrip(" \t\r\n")
         if not stripped or stripped[0] not in _JSON_START:
             return message
         try:
             return _decoder.decode(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             return message
 
 

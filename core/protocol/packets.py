@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "UNDEFINED",
     "Invoke",
     "Packet",
     "Raw",
@@ -71,11 +72,11 @@ def _read_one(obj: Any) -> Packet:
         event = obj.get("event")
         if type(event) is str:
             cid = obj.get("cid")
-            if is_number(cid):
+            if type(cid) is int or type(cid) is float:
                 return Invoke(event, obj.get("data"), cid)
             return Transmit(event, obj.get("data"))
         rid = obj.get("rid")
-        if is_number(rid):
+        if type(rid) is int or type(rid) is float:
             return Response(rid, obj.get("data"), obj.get("error"))
     return Raw(obj)
 
@@ -108,11 +109,24 @@ def server_invoke_packet(event: str, data: Any, cid: int) -> dict[str, Any]:
     return {"event": event, "cid": cid, "data": data}
 
 
-def response_packet(rid: int | float, data: Any = None, error: Any = None) -> dict[str, Any]:
-    """``{"rid"}`` plus ``data`` or ``error`` when present (``error`` is already dehydrated)."""
+class _Undefined:
+    """JavaScript's ``undefined``: a member that is left out, unlike ``None`` (``null``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+
+#: Pass as ``data`` to leave the member out of the packet (``req.end()`` rather than ``req.end(null)``).
+UNDEFINED: Any = _Undefined()
+
+
+def response_packet(rid: int | float, data: Any = UNDEFINED, error: Any = None) -> dict[str, Any]:
+    """``{"rid"}`` plus ``error`` (already dehydrated) when given, else ``data`` unless :data:`UNDEFINED`."""
     packet: dict[str, Any] = {"rid": rid}
     if error is not None:
         packet["error"] = error
-    elif data is not None:
+    elif data is not UNDEFINED:
         packet["data"] = data
     return packet

@@ -1,0 +1,138 @@
+"""The object an application is written against: procedures, receivers, middleware, publish.
+
+Example::
+
+    app = App()
+
+    @app.procedure("echo")
+    async def echo(request: Request) -> object:
+        return request.data
+
+    @app.middleware("inbound")
+    async def guard(action: Action) -> None:
+        if action.type is ActionType.SUBSCRIBE and action.channel == "admin":
+            action.block(SCError("Not allowed", name="ForbiddenError"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hubbub.protocol.packets import UNDEFINED
+
+from .middleware import Middleware, MiddlewareLine
+
+if TYPE_CHECKING:
+    from .server import Server
+    from .socket import ServerSocket
+
+__all__ = ["App", "ConnectionHook", "DisconnectionHook", "Procedure", "Receiver", "Request"]
+
+
+class Request:
+    """A client's ``invoke`` of a procedure.
+
+    The procedure answers by returning a value (the response data; None sends no data) or raising an exception (the
+    response error: an :class:`~hubbub.protocol.SCError` keeps its name and fields, any other
+    exception sends only its message). ``end``/``error`` answer explicitly, e.g. before doing more
+    work; the return value is then ignored.
+    """
+
+    __slots__ = ("_answered", "cid", "data", "procedure", "socket")
+
+    def __init__(self, socket: ServerSocket, procedure: str, data: Any, cid: int | float) -> None:
+        self.socket = socket
+        self.procedure = procedure
+        self.data = data
+        self.cid = cid
+        self._answered = False
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    def end(self, data: Any = UNDEFINED) -> None:
+        """Answer with ``data`` (``end()`` sends no data member, ``end(None)`` sends null)."""
+        if not self._answered:
+            self._answered = True
+            self.socket.respond(self.cid, data)
+
+    def error(self, error: BaseException) -> None:
+        """Answer with an error."""
+        if not self._answered:
+            self._answered = True
+            self.socket.respond_error(self.cid, error)
+
+
+Procedure = Callable[[Request], Awaitable[Any]]
+Receiver = Callable[["ServerSocket", Any], Awaitable[None]]
+ConnectionHook = Callable[["ServerSocket"], Awaitable[None]]
+DisconnectionHook = Callable[["ServerSocket", int, str], Awaitable[None]]
+_F = TypeVar("_F")
+
+
+class App:
+    """An application: what a worker does with sockets beyond the protocol itself."""
+
+    def __init__(self) -> None:
+        self.procedures: dict[str, Procedure] = {}
+        self.receivers: dict[str, Receiver] = {}
+        self.middleware_chains: dict[MiddlewareLine, list[Middleware]] = {line: [] for line in MiddlewareLine}
+        self.connection_hooks: list[ConnectionHook] = []
+        self.disconnection_hooks: list[DisconnectionHook] = []
+        self._server: Server | None = None
+
+    def procedure(self, name: str) -> Callable[[Procedure], Procedure]:
+        """Register the function that answers ``invoke(name, data)``."""
+
+        def register(fn: Procedure) -> Procedure:
+            self.procedures[name] = fn
+            return fn
+
+        return register
+
+    def receiver(self, name: str) -> Callable[[Receiver], Receiver]:
+        """Register the function called for ``transmit(name, data)``: ``fn(socket, data)``."""
+
+        def register(fn: Receiver) -> Receiver:
+            self.receivers[name] = fn
+            return fn
+
+        return register
+
+    def middleware(self, line: str | MiddlewareLine) -> Callable[[Middleware], Middleware]:
+        """Register a middleware on ``"handshake"``, ``"inboundRaw"``, ``"inbound"`` or ``"outbound"``."""
+        key = MiddlewareLine(line)
+
+        def register(fn: Middleware) -> Middleware:
+            self.middleware_chains[key].append(fn)
+            return fn
+
+        return register
+
+    def on_connection(self, fn: ConnectionHook) -> ConnectionHook:
+        """Call ``fn(socket)`` after each successful handshake."""
+        self.connection_hooks.append(fn)
+        return fn
+
+    def on_disconnection(self, fn: DisconnectionHook) -> DisconnectionHook:
+        """Call ``fn(socket, code, reason)`` when a handshaken socket closes."""
+        self.disconnection_hooks.append(fn)
+        return fn
+
+    def bind(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            raise RuntimeError("the app is not running in a server yet")
+        return self._server
+
+    async def publish(self, channel: str, data: Any) -> None:
+        """Publish ``data`` on ``channel`` to every subscriber on every worker.
+
+        Raises :class:`~hubbub.protocol.errors.BrokerError` when the broker cannot take it.
+        """
+        await self.server.publish(channel, data)

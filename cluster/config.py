@@ -1,0 +1,56 @@
+"""Server settings: one picklable object with a safe default for every limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Every setting of a hubbub worker. Times are in seconds, sizes in bytes.
+
+    The defaults are socketcluster-server 20's where it has one (path, ping interval and timeout,
+    handshake and ack timeouts, token expiry); the limits that protect the worker have safe
+    defaults of their own.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: The only URL path at which WebSocket upgrades are accepted (exact match, query ignored).
+    path: str = "/socketcluster/"
+    #: Codec for every socket of this worker: "json" (text frames) or "minbin" (MessagePack).
+    codec: str = "json"
+    #: Heartbeat strings: 2 (empty frames, the default) or 1 (``#1``/``#2``).
+    protocol_version: int = 2
+    #: HMAC key for auth tokens (HS256); None makes a random key per process.
+    auth_key: str | None = None
+    #: Expiry of tokens set with ``set_auth_token`` when the claims have no ``exp``.
+    auth_default_expiry: float = 86400
+    ping_interval: float = 8.0
+    #: Advertised to clients in the handshake; a socket that sends no pong for this long is closed (4001).
+    ping_timeout: float = 30.0
+    #: A socket that has not completed ``#handshake`` this long after opening is closed (4005).
+    handshake_timeout: float = 10.0
+    #: Default timeout of server-to-client ``invoke`` calls.
+    ack_timeout: float = 10.0
+    #: Largest WebSocket message accepted from a client; larger ones close the socket with 1009.
+    max_payload: int = 1 << 20
+    #: Bytes queued for one socket that the kernel has not taken yet; beyond this the socket is
+    #: closed with 4010 (slow consumer) so that it never holds back the channel.
+    outbound_limit: int = 4 << 20
+    #: Channels one socket may subscribe to; None for no limit.
+    socket_channel_limit: int | None = 1000
+    #: Maximum open sockets per worker; new connections beyond it get HTTP 503.
+    max_connections: int = 100_000
+    #: Allowed ``Origin`` values as ``host:port`` patterns (``*`` wildcards); ``*:*`` allows all.
+    origins: tuple[str, ...] = ("*:*",)
+    allow_client_publish: bool = True
+    #: Seconds to wait for the peer's close frame before dropping the TCP connection.
+    close_timeout: float = 3.0
+
+    @property
+    def pretty_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{self.path}"

@@ -1,0 +1,128 @@
+"""Write-through sending on a non-blocking socket, with a bounded backlog.
+
+``write`` tries the kernel first and queues only what it did not take; a flush task is started on
+demand to drain the backlog when the socket becomes writable again, coalescing everything queued
+into one ``send``. An idle connection therefore has no writer task and no buffer.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import trio
+
+__all__ = ["Outbound"]
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+
+class Outbound:
+    """The sending side of one connection.
+
+    ``on_overflow`` is called (once) when the backlog exceeds ``limit`` bytes; ``on_error`` when
+    the kernel refuses the socket (peer gone). After either, writes are dropped: the connection
+    is being torn down.
+    """
+
+    __slots__ = (
+        "_flushing",
+        "_limit",
+        "_pending",
+        "_size",
+        "_sock",
+        "_spawn",
+        "closed",
+        "limited",
+        "on_error",
+        "on_overflow",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        limit: int,
+        spawn: Spawn,
+        on_overflow: Callable[[], None],
+        on_error: Callable[[], None],
+    ) -> None:
+        self._sock = sock
+        self._limit = limit
+        self._spawn = spawn
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._flushing = False
+        self.closed = False
+        self.limited = False
+        self.on_overflow = on_overflow
+        self.on_error = on_error
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued that the kernel has not taken yet."""
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` now or queue it; past the limit, drop it and report the overflow once."""
+        if self.closed or self.limited:
+            return
+        if self._pending:
+            self._queue(data)
+            if self._size > self._limit:
+                self.limited = True
+                self.on_overflow()
+            return
+        self._send(data)
+
+    def write_final(self, data: bytes) -> None:
+        """Queue ``data`` (a close frame) behind everything pending, ignoring the limit."""
+        if self.closed:
+            return
+        if self._pending:
+            self._queue(data)
+        else:
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._fail()
+            return
+        if sent < len(data):
+            self._queue(data[sent:])
+            if not self._flushing:
+                self._flushing = True
+                self._spawn(self._flush)
+
+    def _queue(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+
+    def _fail(self) -> None:
+        self.closed = True
+        self._pending = []
+        self._size = 0
+        self.on_error()
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending and not self.closed:
+                await trio.lowlevel.wait_writable(self._sock)
+                chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+                try:
+                    sent = self._sock.send(chunk)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    self._fail()
+                    return
+                rest = chunk[sent:]
+                self._pending = [rest] if rest else []
+                self._size = len(rest)
+        except trio.ClosedResourceError:
+            self.closed = True
+        finally:
+            self._flushing = False

@@ -1,0 +1,358 @@
+"""A hubbub worker: the accept loop, the HTTP upgrade, each connection's read loop, timers.
+
+I/O is done on plain non-blocking sockets with trio's ``wait_readable``/``wait_writable``: a read is
+tried first and waited for only when the kernel has nothing, a write goes straight to the kernel
+(see :mod:`.outbound`). One task per connection reads; nothing else runs per connection unless a
+procedure, a receiver or a backed-up write needs it. One timer task for the whole worker sends
+pings and enforces the handshake, pong and close deadlines.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket as stdsocket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CLOSED
+from websockets.server import ServerProtocol
+
+from hubbub.broker import Broker, BrokerUnavailable
+from hubbub.protocol import CloseCode, ProtocolViolation, get_codec
+from hubbub.protocol.errors import BrokerError, SCError
+
+from .app import App
+from .auth import JwtAuth
+from .config import ServerConfig
+from .http import HttpRequest, json_response, origin_allowed, plain_response
+from .hub import Hub
+from .middleware import Action, ActionType, MiddlewareLine, run_middleware
+from .outbound import Outbound
+from .socket import ServerSocket, frame_message
+
+__all__ = ["Server", "ServerStats", "bind_listener"]
+
+log = logging.getLogger("hubbub.server")
+_ws_log = logging.getLogger("hubbub.websockets")
+_RECV_SIZE = 65536
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters of one worker."""
+
+    connections_total: int = 0
+    raw_messages: int = 0
+    slow_consumer_disconnects: int = 0
+    broker_errors: int = 0
+    messages_in: int = 0
+
+
+def bind_listener(host: str, port: int, backlog: int = 4096) -> stdsocket.socket:
+    """A non-blocking listening TCP socket (port 0 picks a free port)."""
+    family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
+    sock = stdsocket.socket(family, stdsocket.SOCK_STREAM)
+    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+async def _recv(sock: stdsocket.socket) -> bytes:
+    while True:
+        try:
+            return sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+        except OSError:
+            return b""
+
+
+class Server:
+    """One worker process serving an :class:`App` over SocketCluster's protocol."""
+
+    def __init__(self, app: App, config: ServerConfig, broker: Broker) -> None:
+        self.app = app
+        self.config = config
+        self.broker = broker
+        self.codec = get_codec(config.codec)
+        self.auth = JwtAuth(config.auth_key, default_expiry=config.auth_default_expiry)
+        self.stats = ServerStats()
+        self.sockets: set[ServerSocket] = set()
+        self.connecting: set[ServerSocket] = set()
+        self.closing: set[ServerSocket] = set()
+        self._ping_frame = frame_message("" if config.protocol_version == 2 else "#1")
+        self._hub: Hub | None = None
+        self._nursery: trio.Nursery | None = None
+        self._accepting = True
+        self._all_closed = trio.Event()
+        app.bind(self)
+
+    @property
+    def hub(self) -> Hub:
+        assert self._hub is not None, "the server is not running"
+        return self._hub
+
+    async def publish(self, channel: str, data: Any) -> None:
+        """Publish through the broker; raises :class:`BrokerError` when it cannot take the message."""
+        try:
+            await self.broker.publish(channel, data)
+        except BrokerUnavailable as error:
+            self.stats.broker_errors += 1
+            raise BrokerError(f"Failed to publish to the {channel} channel - {error}") from error
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        listener: stdsocket.socket,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept and serve connections on ``listener`` until cancelled, then close every socket."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._hub = Hub(self.broker, nursery, self.app.middleware_chains[MiddlewareLine.OUTBOUND])
+            nursery.start_soon(self._timers)
+            nursery.start_soon(self._accept_loop, listener, nursery)
+            task_status.started()
+
+    async def shutdown(self, code: int = CloseCode.SERVER_SHUTDOWN, timeout: float | None = None) -> None:
+        """Stop accepting, close every socket with ``code`` and wait for them (bounded)."""
+        self._accepting = False
+        for sock in list(self.sockets | self.connecting):
+            sock.disconnect(code, "Server is shutting down")
+        with trio.move_on_after(timeout if timeout is not None else self.config.close_timeout + 1):
+            while self.sockets or self.connecting or self.closing:
+                self._all_closed = trio.Event()
+                await self._all_closed.wait()
+
+    async def _accept_loop(self, listener: stdsocket.socket, nursery: trio.Nursery) -> None:
+        while self._accepting:
+            await trio.lowlevel.wait_readable(listener)
+            while self._accepting:
+                try:
+                    raw, address = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:  # e.g. EMFILE: back off instead of spinning
+                    log.warning("accept failed: %s", error)
+                    await trio.sleep(0.1)
+                    break
+                raw.setblocking(False)
+                if raw.family != stdsocket.AF_UNIX:
+                    raw.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
+                nursery.start_soon(self._connection, raw, address)
+
+    async def _timers(self) -> None:
+        config = self.config
+        tick = max(0.02, min(1.0, config.ping_interval, config.handshake_timeout, config.close_timeout) / 4)
+        next_ping = trio.current_time() + config.ping_interval
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            if now >= next_ping:
+                next_ping = now + config.ping_interval
+                for sock in list(self.sockets):
+                    if sock.liveness.expired(now):
+                        sock.disconnect(CloseCode.CLIENT_PONG_TIMEOUT)
+                    else:
+                        sock.send_frame(self._ping_frame)
+            for sock in list(self.connecting):
+                if now - sock.opened_at > config.handshake_timeout:
+                    sock.disconnect(CloseCode.HANDSHAKE_TIMEOUT)
+            for sock in list(self.closing):
+                if sock.close_deadline is not None and now > sock.close_deadline:
+                    sock.abort()
+
+    # -- one connection --------------------------------------------------------------------
+
+    async def _connection(self, raw: stdsocket.socket, address: Any) -> None:
+        self.stats.connections_total += 1
+        try:
+            await self._serve_connection(raw, address)
+        except Exception:
+            log.exception("connection from %s failed", address)
+        finally:
+            trio.lowlevel.notify_closing(raw)
+            raw.close()
+
+    async def _serve_connection(self, raw: stdsocket.socket, address: Any) -> None:
+        ws = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
+        request = None
+        with trio.move_on_after(self.config.handshake_timeout):
+            request = await self._read_request(raw, ws)
+        if request is None:
+            return
+        remote = address if isinstance(address, tuple) else None
+        http_request = HttpRequest.from_websockets(request, remote)
+        if not await self._accept_upgrade(raw, ws, http_request, request):
+            return
+        async with trio.open_nursery() as nursery:
+            out = Outbound(raw, self.config.outbound_limit, nursery.start_soon, _noop, _noop)
+            sock = ServerSocket(self, http_request, ws, out, nursery)
+            out.on_overflow = lambda: self._slow_consumer(sock)
+            out.on_error = sock.abort
+            self.connecting.add(sock)
+            try:
+                await self._read_loop(raw, ws, sock)
+            finally:
+                nursery.cancel_scope.cancel()
+                self._forget(sock)
+
+    async def _read_request(self, raw: stdsocket.socket, ws: ServerProtocol) -> Request | None:
+        while True:
+            data = await _recv(raw)
+            if not data:
+                return None
+            ws.receive_data(data)
+            for event in ws.events_received():
+                if isinstance(event, Request):
+                    return event
+            if ws.handshake_exc is not None:  # malformed request: websockets prepared a 400
+                _write_all(raw, ws.data_to_send())
+                return None
+
+    async def _accept_upgrade(
+        self, raw: stdsocket.socket, ws: ServerProtocol, http_request: HttpRequest, request: Request
+    ) -> bool:
+        """Answer the upgrade request; True if the connection is now a WebSocket."""
+        response = await self._http_answer(http_request, request, ws)
+        ws.send_response(response)
+        _write_all(raw, ws.data_to_send())
+        return response.status_code == 101
+
+    async def _http_answer(self, http_request: HttpRequest, request: Request, ws: ServerProtocol) -> Response:
+        path = http_request.path
+        if path == "/health":
+            return json_response(200, "OK", {"status": "ok", "connections": len(self.sockets)})
+        if path == "/ready":
+            ready = self.broker.ready and self._accepting
+            return json_response(
+                200 if ready else 503, "OK" if ready else "Service Unavailable", {"ready": ready}
+            )
+        if path != self.config.path:
+            return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, self.config.origins):
+            body = f"Failed to authorize socket handshake - Invalid origin: {origin}".encode()
+            return plain_response(403, "Forbidden", body, "text/html")
+        if not self._accepting or len(self.sockets) + len(self.connecting) >= self.config.max_connections:
+            return plain_response(503, "Service Unavailable", b"Server is at capacity", "text/plain")
+        chain = self.app.middleware_chains[MiddlewareLine.HANDSHAKE]
+        if chain:
+            action = Action(ActionType.HANDSHAKE_WS, request=http_request)
+            blocked = await run_middleware(chain, action)
+            if blocked is not None:
+                message = blocked.message if isinstance(blocked, SCError) else str(blocked)
+                return plain_response(401, "Unauthorized", message.encode(), "text/html")
+        return ws.accept(request)
+
+    async def _read_loop(self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket) -> None:
+        fragments: list[bytes] = []
+        fragment_opcode = Opcode.TEXT
+        while True:
+            data = await _recv(raw)
+            if data:
+                ws.receive_data(data)
+            else:
+                ws.receive_eof()
+            for frame in ws.events_received():
+                if not isinstance(frame, Frame):
+                    continue
+                opcode = frame.opcode
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    if not frame.fin:
+                        fragments, fragment_opcode = [bytes(frame.data)], opcode
+                        continue
+                    payload, is_text = bytes(frame.data), opcode is Opcode.TEXT
+                elif opcode is Opcode.CONT:
+                    fragments.append(bytes(frame.data))
+                    if not frame.fin:
+                        continue
+                    payload, is_text = b"".join(fragments), fragment_opcode is Opcode.TEXT
+                    fragments = []
+                else:
+                    continue
+                if not await self._dispatch(ws, sock, payload, is_text):
+                    break
+            sock.flush_ws()
+            if not data or ws.state is CLOSED:
+                return
+
+    async def _dispatch(self, ws: ServerProtocol, sock: ServerSocket, payload: bytes, is_text: bool) -> bool:
+        """Hand one message to the socket; False when the connection must stop reading."""
+        self.stats.messages_in += 1
+        message: str | bytes
+        if is_text:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                sock.disconnect(CloseCode.INVALID_DATA, "Invalid UTF-8")
+                return False
+        else:
+            message = bytes(payload)
+        try:
+            await sock.handle_message(message)
+        except ProtocolViolation as violation:
+            sock.disconnect(violation.code)
+            return False
+        return sock.close_deadline is None
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def socket_opened(self, sock: ServerSocket) -> None:
+        self.connecting.discard(sock)
+        self.sockets.add(sock)
+        for hook in self.app.connection_hooks:
+            self._spawn(hook, sock)
+
+    def _forget(self, sock: ServerSocket) -> None:
+        was_open = sock in self.sockets
+        self.sockets.discard(sock)
+        self.connecting.discard(sock)
+        self.closing.discard(sock)
+        sock.state = "closed"
+        if not (self.sockets or self.connecting or self.closing):
+            self._all_closed.set()
+        sock.fail_pending_calls()
+        self.hub.remove_socket(sock)
+        if was_open:
+            code = sock.close_code if sock.close_code is not None else CloseCode.ABNORMAL
+            for hook in self.app.disconnection_hooks:
+                self._spawn(hook, sock, code, sock.close_reason)
+
+    def _slow_consumer(self, sock: ServerSocket) -> None:
+        self.stats.slow_consumer_disconnects += 1
+        log.info("socket %s: outbound buffer overflow, closing with %d", sock.id, CloseCode.SLOW_CONSUMER)
+        sock.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(_guarded, fn, *args)
+
+
+async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    try:
+        await fn(*args)
+    except Exception:
+        log.exception("application hook %r failed", fn)
+
+
+def _noop() -> None:
+    pass
+
+
+def _write_all(raw: stdsocket.socket, chunks: list[bytes]) -> None:
+    """Best-effort write of a short HTTP answer (the connection closes right after)."""
+    for chunk in chunks:
+        if chunk:
+            try:
+                raw.send(chunk)
+            except OSError:
+                return

@@ -1,0 +1,604 @@
+"""One client connection after the WebSocket upgrade: SocketCluster semantics on top of frames.
+
+:class:`ServerSocket` is what application code holds: ``transmit``, ``invoke``, ``set_auth_token``,
+``deauthenticate``, ``kick_out``, ``disconnect`` and batching. Inbound packets are processed
+strictly in order, each waiting for its middleware, as socketcluster-server does; procedures and
+receivers run in tasks of their own so a slow one never holds up the socket.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+import trio
+from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
+
+from hubbub.broker import BrokerUnavailable
+from hubbub.protocol import (
+    CallIds,
+    CloseCode,
+    Codec,
+    Connection,
+    Heartbeat,
+    Invoke,
+    Liveness,
+    Raw,
+    Role,
+    Transmit,
+)
+from hubbub.protocol import Response as ResponsePacket
+from hubbub.protocol.errors import (
+    AuthTokenExpiredError,
+    BrokerError,
+    InvalidActionError,
+    SCError,
+    dehydrate_error,
+    hydrate_error,
+)
+from hubbub.protocol.packets import UNDEFINED, Packet, response_packet, server_invoke_packet, transmit_packet
+
+from .app import Request
+from .middleware import Action, ActionType, MiddlewareLine, run_middleware
+
+if TYPE_CHECKING:
+    from .http import HttpRequest
+    from .outbound import Outbound
+    from .server import Server
+
+__all__ = ["ServerSocket", "frame_message"]
+
+log = logging.getLogger("hubbub.socket")
+_ids = count()
+_RESERVED_TRANSMITS = frozenset({"#publish", "#subscribe", "#unsubscribe", "#removeAuthToken"})
+
+
+def make_socket_id() -> str:
+    """20 URL-safe characters: 12 random bytes and a 3-byte per-process sequence (as base64id)."""
+    raw = os.urandom(12) + (next(_ids) & 0xFFFFFF).to_bytes(3, "big")
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def frame_message(message: str | bytes) -> bytes:
+    """Frame one WebSocket message as a server sends it (unmasked, no extensions)."""
+    if isinstance(message, str):
+        return Frame(Opcode.TEXT, message.encode("utf-8")).serialize(mask=False)
+    return Frame(Opcode.BINARY, message).serialize(mask=False)
+
+
+def _is_bad_token(error: BaseException) -> bool:
+    return bool(isinstance(error, SCError) and error.fields.get("isBadToken"))
+
+
+class _Call:
+    """A server-to-client invoke waiting for its response."""
+
+    __slots__ = ("data", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.data: Any = None
+        self.error: SCError | None = None
+
+
+class ServerSocket:
+    """A connected SocketCluster client, as the server sees it."""
+
+    __slots__ = (
+        "_batch",
+        "_calls",
+        "_cids",
+        "_conn",
+        "_lanes",
+        "_nursery",
+        "_out",
+        "_server",
+        "auth_token",
+        "channels",
+        "close_code",
+        "close_deadline",
+        "close_reason",
+        "id",
+        "liveness",
+        "opened_at",
+        "outbound_queue",
+        "request",
+        "scope",
+        "signed_auth_token",
+        "state",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        server: Server,
+        request: HttpRequest,
+        ws: ServerProtocol,
+        out: Outbound,
+        nursery: trio.Nursery,
+    ) -> None:
+        self._server = server
+        self.ws = ws
+        self.scope = nursery.cancel_scope
+        self._conn = Connection(Role.SERVER, server.codec, server.config.protocol_version)
+        self._out = out
+        self._nursery = nursery
+        self._batch: list[Any] | None = None
+        self._lanes: dict[str, deque[tuple[Callable[..., Awaitable[None]], Any]]] | None = None
+        self._calls: dict[int, _Call] = {}
+        self._cids = CallIds()
+        self.id = make_socket_id()
+        self.request = request
+        self.state = "connecting"
+        self.channels: set[str] = set()
+        #: The verified token payload while authenticated, else None.
+        self.auth_token: dict[str, Any] | None = None
+        self.signed_auth_token: str | None = None
+        now = trio.current_time()
+        self.opened_at = now
+        self.liveness = Liveness(server.config.ping_timeout, now)
+        self.close_deadline: float | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: Deliveries waiting for the outbound middleware (only when the app has one).
+        self.outbound_queue: deque[tuple[str, Any]] | None = None
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.auth_token is not None
+
+    @property
+    def codec(self) -> Codec:
+        return self._conn.codec
+
+    @property
+    def outbound_backlog(self) -> int:
+        return self._out.backlog
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send an already framed message (the fan-out path: the same bytes for every subscriber)."""
+        if self.state != "closed" and self.close_deadline is None:
+            self._out.write(frame)
+
+    def send_packet(self, packet: Any) -> None:
+        if self._batch is not None:
+            self._batch.append(packet)
+            return
+        if self.state != "closed" and self.close_deadline is None:
+            self._out.write(frame_message(self._conn.encode(packet)))
+
+    def transmit(self, event: str, data: Any = None) -> None:
+        """Send an event to the client; no reply is expected."""
+        self.send_packet(transmit_packet(event, data))
+
+    async def invoke(self, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
+        """Call ``event`` on the client and return its answer.
+
+        Raises :class:`TimeoutError` after ``timeout`` (default: the server's ``ack_timeout``),
+        the client's error as :class:`SCError`, or ``SCError(name="BadConnectionError")`` if the
+        socket closes first.
+        """
+        if self.state == "closed":
+            raise SCError("Socket is closed", name="BadConnectionError")
+        cid = self._cids.next()
+        call = self._calls[cid] = _Call()
+        self.send_packet(server_invoke_packet(event, data, cid))
+        try:
+            with trio.move_on_after(timeout or self._server.config.ack_timeout):
+                await call.done.wait()
+        finally:
+            self._calls.pop(cid, None)
+        if not call.done.is_set():
+            raise TimeoutError(f"Event response for {event} event timed out")
+        if call.error is not None:
+            raise call.error
+        return call.data
+
+    def respond(self, cid: int | float, data: Any = UNDEFINED) -> None:
+        self.send_packet(response_packet(cid, data))
+
+    def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
+        self.send_packet(response_packet(cid, error=dehydrate_error(error)))
+
+    def start_batch(self) -> None:
+        """Collect packets instead of sending them, until :meth:`flush_batch`."""
+        if self._batch is None:
+            self._batch = []
+
+    def flush_batch(self) -> None:
+        """Send the collected packets as one array frame."""
+        batch, self._batch = self._batch, None
+        if batch:
+            self.send_packet(batch)
+
+    # -- auth ------------------------------------------------------------------------------
+
+    async def set_auth_token(
+        self,
+        claims: dict[str, Any],
+        *,
+        expires_in: float | None = None,
+        reject_on_failed_delivery: bool = False,
+    ) -> str:
+        """Sign ``claims``, authenticate this socket and push ``#setAuthToken`` to the client.
+
+        With ``reject_on_failed_delivery`` the push is an invoke and this waits for the client's
+        acknowledgement. Returns the signed token.
+        """
+        token, payload = self._server.auth.sign_claims(claims, expires_in=expires_in)
+        self.auth_token = payload
+        self.signed_auth_token = token
+        if reject_on_failed_delivery:
+            await self.invoke("#setAuthToken", {"token": token})
+        else:
+            self.transmit("#setAuthToken", {"token": token})
+        return token
+
+    async def deauthenticate(self, *, reject_on_failed_delivery: bool = False) -> None:
+        """Drop this socket's token and tell the client to remove its copy."""
+        self.auth_token = None
+        self.signed_auth_token = None
+        if reject_on_failed_delivery:
+            await self.invoke("#removeAuthToken")
+        else:
+            self.transmit("#removeAuthToken")
+
+    def _expire_token(self) -> SCError | None:
+        exp = self.auth_token.get("exp") if self.auth_token else None
+        if not isinstance(exp, int | float) or time.time() <= exp:
+            return None
+        self.auth_token = None
+        self.signed_auth_token = None
+        self.transmit("#removeAuthToken")
+        return AuthTokenExpiredError("Token expired", isBadToken=True)
+
+    # -- channels --------------------------------------------------------------------------
+
+    def kick_out(self, channel: str | None = None, message: str | None = None) -> None:
+        """Unsubscribe from ``channel`` (all channels if None) and tell the client with ``#kickOut``."""
+        targets = list(self.channels) if channel is None else [channel]
+        for name in targets:
+            if name in self.channels:
+                self._server.hub.unsubscribe(self, name)
+                self.transmit("#kickOut", {"channel": name, "message": message})
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the connection with ``code``; the client sees it in its close event."""
+        if self.state == "closed" or self.close_deadline is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        try:
+            self.ws.send_close(code, reason)
+        except InvalidState:
+            pass
+        self.flush_ws()
+        self.close_deadline = trio.current_time() + self._server.config.close_timeout
+        self._server.closing.add(self)
+
+    def flush_ws(self) -> None:
+        """Write what the WebSocket layer produced (close frames, pongs to control pings)."""
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self._out.write_final(chunk)
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in a task that is cancelled when this socket closes."""
+        self._nursery.start_soon(fn, *args)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a close handshake."""
+        self.scope.cancel()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def handle_message(self, message: str | bytes) -> None:
+        """Process one complete WebSocket message from the client."""
+        now = trio.current_time()
+        raw_chain = self._server.app.middleware_chains[MiddlewareLine.INBOUND_RAW]
+        if raw_chain:
+            action = Action(ActionType.MESSAGE, socket=self, data=message)
+            if await run_middleware(raw_chain, action) is not None:
+                return
+        for item in self._conn.receive(message):
+            if isinstance(item, Heartbeat):
+                self.liveness.on_pong(now)
+                self._expire_token()
+                continue
+            self.liveness.on_message(now)
+            await self._process(item)
+            if self.state == "closed" or self.close_deadline is not None:
+                return
+
+    async def _process(self, packet: Packet) -> None:
+        if isinstance(packet, Invoke):
+            await self._process_event(packet.event, packet.data, packet.cid)
+        elif isinstance(packet, Transmit):
+            await self._process_event(packet.event, packet.data, None)
+        elif isinstance(packet, ResponsePacket):
+            self._on_response(packet)
+        elif isinstance(packet, Raw):
+            self._server.stats.raw_messages += 1
+
+    async def _process_event(self, event: str, data: Any, cid: int | float | None) -> None:
+        handler = _EVENT_HANDLERS.get(event)
+        if handler is not None:
+            await handler(self, data, cid)
+            return
+        expired = self._expire_token()
+        if cid is None:
+            await self._on_transmit(event, data, expired)
+        else:
+            await self._on_invoke(event, data, cid, expired)
+
+    def _on_response(self, packet: ResponsePacket) -> None:
+        call = self._calls.pop(int(packet.rid), None) if isinstance(packet.rid, int) else None
+        if call is None:
+            return
+        call.error = hydrate_error(packet.error)
+        call.data = packet.data
+        call.done.set()
+
+    def _reply_error(self, cid: int | float | None, error: BaseException) -> None:
+        if cid is not None:
+            self.respond_error(cid, error)
+
+    async def _inbound(self, action: Action) -> BaseException | None:
+        chain = self._server.app.middleware_chains[MiddlewareLine.INBOUND]
+        return await run_middleware(chain, action) if chain else None
+
+    async def _on_handshake(self, data: Any, cid: int | float | None) -> None:
+        if cid is None:  # only reachable after the handshake: the strict rule covers the first one
+            self.disconnect(CloseCode.HANDSHAKE_REJECTED)
+            return
+        signed = data.get("authToken") if isinstance(data, dict) else None
+        token, auth_error = (None, None) if signed is None else await self._verify(signed)
+        action = Action(
+            ActionType.HANDSHAKE_SC,
+            socket=self,
+            request=self.request,
+            data={
+                "signedAuthToken": signed,
+                "authTokenError": auth_error,
+                "authToken": token,
+                "authState": "authenticated" if token is not None else "unauthenticated",
+            },
+        )
+        chain = self._server.app.middleware_chains[MiddlewareLine.HANDSHAKE]
+        blocked = await run_middleware(chain, action) if chain else None
+        if blocked is not None:
+            self._reject_handshake(cid, blocked)
+            return
+        if token is not None:
+            self.auth_token, self.signed_auth_token = token, signed
+        self._conn.handshake_complete()
+        self.state = "open"
+        reply: dict[str, Any] = {
+            "id": self.id,
+            "pingTimeout": round(self._server.config.ping_timeout * 1000),
+        }
+        if auth_error is not None:
+            reply["authError"] = dehydrate_error(auth_error)
+        reply["isAuthenticated"] = token is not None
+        self.respond(cid, reply)
+        if auth_error is not None and _is_bad_token(auth_error):
+            self.transmit("#removeAuthToken")
+        self._server.socket_opened(self)
+
+    def _reject_handshake(self, cid: int | float, blocked: BaseException) -> None:
+        wire = dehydrate_error(blocked)
+        code = getattr(blocked, "status_code", None)
+        if isinstance(blocked, SCError):
+            code = blocked.fields.get("statusCode", code)
+        code = code if isinstance(code, int) else CloseCode.HANDSHAKE_REJECTED
+        if isinstance(wire, dict):
+            wire["statusCode"] = code
+        self.respond_error(cid, wire)
+        self.disconnect(code)
+
+    async def _verify(self, signed: Any) -> tuple[dict[str, Any] | None, BaseException | None]:
+        """Verify a presented token and run the ``authenticate`` middleware on it."""
+        try:
+            token = self._server.auth.verify(signed)
+        except SCError as error:
+            return None, error
+        action = Action(ActionType.AUTHENTICATE, socket=self, signed_auth_token=signed, auth_token=token)
+        blocked = await self._inbound(action)
+        return (None, blocked) if blocked is not None else (token, None)
+
+    async def _on_authenticate(self, data: Any, cid: int | float | None) -> None:
+        if cid is None:
+            self.disconnect(CloseCode.HANDSHAKE_REJECTED)
+            return
+        token, error = await self._verify(data)
+        if error is None:
+            self.auth_token, self.signed_auth_token = token, data
+            self.respond(cid, {"isAuthenticated": True, "authError": None})
+        elif _is_bad_token(error):
+            self.auth_token = self.signed_auth_token = None
+            self.respond_error(cid, error)
+            self.transmit("#removeAuthToken")
+        else:
+            self.respond(cid, {"isAuthenticated": self.is_authenticated, "authError": dehydrate_error(error)})
+
+    async def _on_remove_auth_token(self, data: Any, cid: int | float | None) -> None:
+        self.auth_token = self.signed_auth_token = None
+        if cid is not None:
+            self.respond(cid)
+
+    async def _on_subscribe(self, data: Any, cid: int | float | None) -> None:
+        self._expire_token()
+        channel = data.get("channel") if isinstance(data, dict) else None
+        if not isinstance(channel, str):
+            self._reply_error(cid, InvalidActionError("Subscribe channel name was malformatted"))
+            return
+        assert isinstance(data, dict)
+        action = Action(ActionType.SUBSCRIBE, socket=self, channel=channel, data=data.get("data"))
+        blocked = await self._inbound(action)
+        if blocked is not None:
+            self._reply_error(cid, blocked)
+            return
+        if cid is None:  # socketcluster-server runs the middleware but does not subscribe
+            return
+        limit = self._server.config.socket_channel_limit
+        if channel not in self.channels and limit is not None and len(self.channels) >= limit:
+            self.respond_error(
+                cid,
+                BrokerError(
+                    f"Failed to subscribe socket to the {channel} channel - InvalidActionError: "
+                    f"Socket {self.id} tried to exceed the channel subscription limit of {limit}"
+                ),
+            )
+            return
+        try:
+            await self._server.hub.subscribe(self, channel)
+        except BrokerUnavailable as error:
+            self.respond_error(
+                cid, BrokerError(f"Failed to subscribe socket to the {channel} channel - {error}")
+            )
+            return
+        self.respond(cid)
+
+    async def _on_unsubscribe(self, data: Any, cid: int | float | None) -> None:
+        if not isinstance(data, str):
+            self._reply_error(cid, InvalidActionError("Unsubscribe channel name was malformatted"))
+            return
+        if data not in self.channels:
+            self._reply_error(
+                cid,
+                BrokerError(
+                    f"Failed to unsubscribe socket from the {data} channel - InvalidActionError: "
+                    f"Socket {self.id} tried to unsubscribe from a channel which it is not subscribed to"
+                ),
+            )
+            return
+        self._server.hub.unsubscribe(self, data)
+        if cid is not None:
+            self.respond(cid)
+
+    async def _on_publish(self, data: Any, cid: int | float | None) -> None:
+        expired = self._expire_token()
+        if not self._server.config.allow_client_publish:
+            self._reply_error(cid, InvalidActionError("Client publish feature is disabled"))
+            return
+        channel = data.get("channel") if isinstance(data, dict) else None
+        if not isinstance(channel, str):
+            self._reply_error(cid, InvalidActionError("Publish channel name was malformatted"))
+            return
+        assert isinstance(data, dict)
+        action = Action(
+            ActionType.PUBLISH_IN,
+            socket=self,
+            channel=channel,
+            data=data.get("data"),
+            auth_token_expired_error=expired,
+        )
+        blocked = await self._inbound(action)
+        if blocked is not None:
+            self._reply_error(cid, blocked)
+            return
+        try:
+            await self._server.publish(channel, action.data)
+        except BrokerError as error:
+            self._reply_error(cid, error)
+            return
+        if cid is not None:
+            self.respond(cid)
+
+    async def _on_invoke(self, event: str, data: Any, cid: int | float, expired: SCError | None) -> None:
+        action = Action(
+            ActionType.INVOKE, socket=self, procedure=event, data=data, auth_token_expired_error=expired
+        )
+        blocked = await self._inbound(action)
+        if blocked is not None:
+            self.respond_error(cid, blocked)
+            return
+        procedure = self._server.app.procedures.get(event)
+        if procedure is None:
+            self.respond_error(cid, InvalidActionError(f"No procedure is registered for {event}"))
+            return
+        request = Request(self, event, action.data, cid)
+        self._enqueue("p:" + event, self._run_procedure, procedure, request)
+
+    def _enqueue(self, lane: str, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn(*args)`` after the earlier calls of the same lane, like one async stream per name.
+
+        Calls of one procedure (or receiver) run one after another in arrival order, as the
+        ``for await`` loops of a socketcluster-server app do; different names run concurrently.
+        """
+        if self._lanes is None:
+            self._lanes = {}
+        queue = self._lanes.get(lane)
+        if queue is None:
+            queue = self._lanes[lane] = deque()
+            self._nursery.start_soon(self._drain_lane, lane, queue)
+        queue.append((fn, args))
+
+    async def _drain_lane(self, lane: str, queue: deque[tuple[Callable[..., Awaitable[None]], Any]]) -> None:
+        try:
+            while queue:
+                fn, args = queue.popleft()
+                await fn(*args)
+        finally:
+            if self._lanes is not None and self._lanes.get(lane) is queue:
+                del self._lanes[lane]
+
+    async def _run_procedure(self, procedure: Callable[[Request], Awaitable[Any]], request: Request) -> None:
+        try:
+            result = await procedure(request)
+        except Exception as error:
+            if not isinstance(error, SCError):
+                log.warning("procedure %s raised", request.procedure, exc_info=True)
+            request.error(error)
+        else:
+            request.end(UNDEFINED if result is None else result)
+
+    async def _on_transmit(self, event: str, data: Any, expired: SCError | None) -> None:
+        action = Action(
+            ActionType.TRANSMIT, socket=self, receiver=event, data=data, auth_token_expired_error=expired
+        )
+        if await self._inbound(action) is not None:
+            return
+        receiver = self._server.app.receivers.get(event)
+        if receiver is not None:
+            self._enqueue("r:" + event, self._run_receiver, receiver, action.data)
+
+    async def _run_receiver(
+        self, receiver: Callable[[ServerSocket, Any], Awaitable[None]], data: Any
+    ) -> None:
+        try:
+            await receiver(self, data)
+        except Exception:
+            log.warning("receiver raised", exc_info=True)
+
+    # -- teardown --------------------------------------------------------------------------
+
+    def fail_pending_calls(self) -> None:
+        for call in self._calls.values():
+            call.error = SCError("Socket connection closed", name="BadConnectionError")
+            call.done.set()
+        self._calls.clear()
+
+
+_EventHandler = Callable[[ServerSocket, Any, "int | float | None"], Awaitable[None]]
+_EVENT_HANDLERS: dict[str, _EventHandler] = {
+    "#handshake": ServerSocket._on_handshake,
+    "#authenticate": ServerSocket._on_authenticate,
+    "#removeAuthToken": ServerSocket._on_remove_auth_token,
+    "#subscribe": ServerSocket._on_subscribe,
+    "#unsubscribe": ServerSocket._on_unsubscribe,
+    "#publish": ServerSocket._on_publish,
+}
