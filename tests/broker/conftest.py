@@ -47,7 +47,7 @@ def free_port(*, with_bus: bool = False) -> int:
     raise RuntimeError("no free port found")
 
 
-def _ping(port: int) -> bool:
+def ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
@@ -101,7 +101,7 @@ class RedisProcess:
                     f"redis-server exited with {proc.returncode}:\n"
                     + (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
                 )
-            return _ping(self.port)
+            return ping(self.port)
 
         wait_until(up, f"redis-server on port {self.port}", timeout)
 

@@ -1,0 +1,56 @@
+"""The msgpack envelope: round trip and clear errors."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from hubbub.broker.envelope import ENVELOPE_VERSION, Envelope, EnvelopeError, decode, encode
+
+
+def test_round_trip_keeps_every_field() -> None:
+    env = Envelope.new("room:1", {"b": b"\x00\xff", "n": [1, None, 2.5]}, publish_id=7, origin="w1")
+    back = decode(encode(env))
+    assert back == env
+    assert back.version == ENVELOPE_VERSION == 1
+    assert back.published_ms > 1_600_000_000_000
+
+
+def test_wire_shape_is_a_documented_map() -> None:
+    raw = msgpack.unpackb(encode(Envelope("c", b"x", 3, "w", 1234)), raw=False)
+    assert raw == {"v": 1, "ch": "c", "d": b"x", "id": 3, "w": "w", "t": 1234}
+
+
+def test_unknown_extra_keys_are_ignored() -> None:
+    raw = msgpack.packb({"v": 1, "ch": "c", "d": 1, "id": 0, "w": "w", "t": 0, "later": True})
+    assert decode(raw).payload == 1
+
+
+def test_non_string_map_keys_in_payload_survive() -> None:
+    env = Envelope("c", {1: "one", 2: [b"two"]}, 0, "w", 0)
+    assert decode(encode(env)).payload == {1: "one", 2: [b"two"]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xc1", "not a msgpack envelope"),
+        (msgpack.packb([1, "c"]), "must be a msgpack map"),
+        (msgpack.packb({"ch": "c"}), "no integer format version"),
+        (
+            msgpack.packb({"v": 2, "ch": "c", "d": 1, "id": 0, "w": "w", "t": 0}),
+            "unsupported envelope version 2",
+        ),
+        (msgpack.packb({"v": 1, "ch": 5, "d": 1, "id": 0, "w": "w", "t": 0}), "'ch' must be str"),
+        (msgpack.packb({"v": 1, "ch": "c", "id": 0, "w": "w", "t": 0}), "no payload"),
+        (encode(Envelope("c", 1, 0, "w", 0)) + b"\x00", "not a msgpack envelope"),
+    ],
+)
+def test_bad_envelopes_raise_a_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(EnvelopeError, match=message):
+        decode(data)
+
+
+def test_unserialisable_payload_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        encode(Envelope("c", object(), 0, "w", 0))
