@@ -106,6 +106,8 @@ SCENARIOS: dict[str, ServerTiming] = {
     "ws_deny": DEFAULT,
     "wrong_path": DEFAULT,
     "drop_me": DEFAULT,
+    "traffic_keeps_alive": FAST_PING,
+    "wire_bytes": DEFAULT,
     "raw_edge": DEFAULT,
 }
 
@@ -136,6 +138,20 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=False)
 
 
+def _first_difference(actual: Any, expected: Any) -> str | None:
+    """For two different strings (e.g. wire bytes): where they first differ, with some context."""
+    if not (isinstance(actual, str) and isinstance(expected, str)) or actual == expected:
+        return None
+    i = next((k for k, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b), None)
+    if i is None:
+        i = min(len(actual), len(expected))
+    lo = max(0, i - 20)
+    return (
+        f"first difference at index {i} (lengths {len(actual)} / {len(expected)}): "
+        f"observed ...{actual[lo : i + 20]!r}... expected ...{expected[lo : i + 20]!r}..."
+    )
+
+
 def _report(
     scenario: str,
     codec: str,
@@ -159,9 +175,14 @@ def _report(
             lines.append(f"  - {c['label']}")
             lines.append(f"      observed: {_show(c['actual'])}")
             lines.append(f"      expected: {_show(c['expected'])}")
+            diff = _first_difference(c["actual"], c["expected"])
+            if diff:
+                lines.append(f"      {diff}")
         passed = [c["label"] for c in checks if c.get("ok")]
         if passed:
             lines.append("passed: " + "; ".join(passed))
+        if result.get("unhandled"):
+            lines.append("unhandled rejections in the driver: " + "; ".join(result["unhandled"]))
         if result.get("stack"):
             lines.append("driver stack:\n" + result["stack"])
     elif proc is not None:

@@ -13,7 +13,7 @@ class RawPeer {
     this.autoPong = autoPong;
     this.protocolVersion = protocolVersion;
     this.pings = 0;
-    this.frames = []; // every non-ping frame: {binary, packet}
+    this.frames = []; // every non-ping frame: {binary, packet, wire (text, or hex for binary)}
     this.inbox = [];
     this.waiters = [];
     this.ws = new WebSocket(url);
@@ -47,7 +47,7 @@ class RawPeer {
       } catch (e) {
         packet = {undecodable: isBinary ? data.toString('hex') : data.toString()};
       }
-      let frame = {binary: isBinary, packet};
+      let frame = {binary: isBinary, packet, wire: isBinary ? data.toString('hex') : data.toString()};
       this.frames.push(frame);
       if (this.waiters.length) {
         this.waiters.shift()(frame);
