@@ -42,7 +42,7 @@ def test_dev_shim_mirrors_core_and_folders() -> None:
 
 
 def test_every_module_imports_from_outside_the_repo(tmp_path: Path) -> None:
-    names = sorted(_expected_modules())
+    names = sorted(n for n in _expected_modules() if not n.endswith(".__main__"))
     code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\n"
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     result = subprocess.run(

@@ -195,7 +195,9 @@ def _report(
     return "\n".join(lines)
 
 
-def run_driver(url: str, codec: str, scenario: str, ping_timeout_ms: int) -> tuple[Any, Any]:
+def run_driver(
+    url: str, codec: str, scenario: str, ping_timeout_ms: int, target: str = "official"
+) -> tuple[Any, Any]:
     """Run one scenario; returns (CompletedProcess or None on timeout, parsed result or None)."""
     require_node()
     cmd = [
@@ -211,6 +213,8 @@ def run_driver(url: str, codec: str, scenario: str, ping_timeout_ms: int) -> tup
         AUTH_KEY,
         "--ping-timeout",
         str(ping_timeout_ms),
+        "--target",
+        target,
         "--timeout",
         str(DRIVER_LIMIT_MS),
     ]
@@ -242,7 +246,9 @@ def run_scenario(interop_scenario: str, interop_codec: str) -> ScenarioRunner:
         timing = SCENARIOS[interop_scenario]
         server_args = timing.official_args() if flavour == "official" else timing.hubbub_args()
         server = start_server(interop_codec, *server_args)
-        proc, result = run_driver(server.url, interop_codec, interop_scenario, timing.ping_timeout_ms)
+        proc, result = run_driver(
+            server.url, interop_codec, interop_scenario, timing.ping_timeout_ms, target=flavour
+        )
         ok = (
             proc is not None
             and proc.returncode == 0
