@@ -256,6 +256,7 @@ class Server:
     async def _read_loop(self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket) -> None:
         fragments: list[bytes] = []
         fragment_opcode = Opcode.TEXT
+        half_closed = False
         while True:
             data = await _recv(raw)
             if data:
@@ -284,6 +285,24 @@ class Server:
             sock.flush_ws()
             if not data or ws.state is CLOSED:
                 return
+            if ws.eof_sent and not half_closed:
+                # websockets failed the connection itself (1009, 1002, ...): its close frame is out
+                # and the peer now waits for the TCP close. Send FIN once the frame is written,
+                # keep reading to EOF, and bound the wait by the close timeout.
+                half_closed = True
+                self._closing_after_failure(raw, sock)
+
+    def _closing_after_failure(self, raw: stdsocket.socket, sock: ServerSocket) -> None:
+        if sock.close_deadline is None:
+            sent = sock.ws.close_sent
+            sock.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
+            sock.close_deadline = trio.current_time() + self.config.close_timeout
+            self.closing.add(sock)
+        if sock.outbound_backlog == 0:
+            try:
+                raw.shutdown(stdsocket.SHUT_WR)
+            except OSError:
+                pass
 
     async def _dispatch(self, ws: ServerProtocol, sock: ServerSocket, payload: bytes, is_text: bool) -> bool:
         """Hand one message to the socket; False when the connection must stop reading."""
