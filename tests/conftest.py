@@ -61,11 +61,12 @@ def start_process(cmd: list[str], *, cwd: Path, timeout: float = 30) -> RunningP
 
     def pump() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            match = LISTENING.search(line)
-            if match:
-                found.put(match.group(1))
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                match = LISTENING.search(line)
+                if match:
+                    found.put(match.group(1))
         found.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
