@@ -5,73 +5,51 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from hubbub import __version__
 
-from .config import ServerConfig
+from .settings import SETTINGS, SettingsError, add_arguments, load_settings
 
 __all__ = ["main"]
 
 
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = ServerConfig()
-    run = subparsers.add_parser("run", help="run a hubbub server", description="Run a hubbub server.")
-    run.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
-    run.add_argument(
-        "--port", type=int, default=defaults.port, help="port; 0 picks a free one (default %(default)s)"
+    run = subparsers.add_parser(
+        "run",
+        help="run a hubbub server",
+        description="Run a hubbub server: one worker process, or a supervisor and N workers (--workers N). "
+        "Every setting is taken from its flag, else from its HUBBUB_* environment variable, else from "
+        "the --config TOML file, else its default (docs/configuration.md).",
     )
-    run.add_argument("--app", default=None, help="the application, as module:attribute")
-    run.add_argument("--codec", choices=("json", "minbin"), default=defaults.codec)
-    run.add_argument(
-        "--auth-key", default=None, help="HMAC key for auth tokens (default: random per process)"
-    )
-    run.add_argument("--broker", default="memory://", help="broker URL (default %(default)s)")
-    run.add_argument("--path", default=defaults.path, help="WebSocket path (default %(default)s)")
-    run.add_argument("--ping-interval", type=float, default=defaults.ping_interval, metavar="SECONDS")
-    run.add_argument("--ping-timeout", type=float, default=defaults.ping_timeout, metavar="SECONDS")
-    run.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout, metavar="SECONDS")
-    run.add_argument("--ack-timeout", type=float, default=defaults.ack_timeout, metavar="SECONDS")
-    run.add_argument("--protocol-version", type=int, choices=(1, 2), default=defaults.protocol_version)
-    run.add_argument("--max-payload", type=int, default=defaults.max_payload, metavar="BYTES")
-    run.add_argument("--outbound-limit", type=int, default=defaults.outbound_limit, metavar="BYTES")
-    run.add_argument("--socket-channel-limit", type=int, default=defaults.socket_channel_limit, metavar="N")
-    run.add_argument(
-        "--origins", default=",".join(defaults.origins), help="allowed origins, host:port patterns"
-    )
-    run.add_argument("--log-level", default="WARNING", help="logging level (default %(default)s)")
+    add_arguments(run)
     run.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from .runner import load_app, run_worker
 
+    given = {s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)}
+    try:
+        settings = load_settings(given, os.environ, args.config)
+    except SettingsError as error:
+        print(f"hubbub: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        path=args.path,
-        codec=args.codec,
-        protocol_version=args.protocol_version,
-        auth_key=args.auth_key,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        handshake_timeout=args.handshake_timeout,
-        ack_timeout=args.ack_timeout,
-        max_payload=args.max_payload,
-        outbound_limit=args.outbound_limit,
-        socket_channel_limit=args.socket_channel_limit,
-        origins=tuple(o.strip() for o in args.origins.split(",") if o.strip()),
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        app = load_app(args.app)
+        app = load_app(settings.app)
     except (ImportError, ValueError) as error:
         print(f"hubbub: cannot load the app: {error}", file=sys.stderr)
         return 2
-    return run_worker(app, config, args.broker)
+    if settings.workers > 1:
+        from .supervisor import run_cluster
+
+        return run_cluster(settings)
+    return run_worker(app, settings.server, settings.broker, settings=settings)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,9 @@ import importlib
 import signal
 import socket as stdsocket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 
@@ -16,8 +17,9 @@ from hubbub.broker import Broker, MemoryBroker
 from .app import App
 from .config import ServerConfig
 from .server import Server, bind_listener
+from .settings import Settings
 
-__all__ = ["load_app", "run_worker"]
+__all__ = ["load_app", "run_worker", "serve_until_signalled"]
 
 
 def load_app(spec: str | None) -> App:
@@ -35,45 +37,119 @@ def load_app(spec: str | None) -> App:
 
 
 @asynccontextmanager
-async def _open_broker(url: str) -> AsyncIterator[Broker]:
+async def _open_broker(url: str, prefix: str = "hubbub:") -> AsyncIterator[Broker]:
     if url in ("memory://", "memory"):
         yield MemoryBroker()
         return
-    from hubbub import broker as broker_module
+    from hubbub.broker import open_broker
 
-    opener = getattr(broker_module, "open_broker", None)
-    if opener is None:
-        raise ValueError(f"unsupported broker URL {url!r}")
-    async with opener(url) as broker:
+    async with open_broker(url, prefix=prefix) as broker:
         yield broker
 
 
+def listening_url(listener: stdsocket.socket, path: str) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"ws://{host if ':' not in host else f'[{host}]'}:{port}{path}"
+
+
+def _print_listening(url: str) -> None:
+    print(f"hubbub listening on {url}", flush=True)
+
+
 async def serve_until_signalled(
-    app: App, config: ServerConfig, listener: stdsocket.socket, broker_url: str = "memory://"
+    app: App,
+    config: ServerConfig,
+    listener: stdsocket.socket,
+    broker_url: str = "memory://",
+    *,
+    broker_prefix: str = "hubbub:",
+    worker_id: int | None = None,
+    drain_timeout: float | None = None,
+    status_listener: stdsocket.socket | None = None,
+    announce: Callable[[str], None] = _print_listening,
+    stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve on ``listener`` until SIGINT or SIGTERM, then close every socket and return."""
+    """Serve on ``listener`` until SIGINT or SIGTERM (or until ``stop()`` returns), then drain.
+
+    Draining stops accepting, closes every socket with 4011 and waits for them up to
+    ``drain_timeout`` seconds (default: ``close_timeout + 1``). ``announce`` is called with the
+    ``ws://`` URL once connections are accepted; ``status_listener`` also answers ``/metrics``,
+    ``/health`` and ``/ready``.
+    """
+    from .metrics import WorkerMetrics, serve_status
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with _open_broker(broker_url) as broker, trio.open_nursery() as nursery:
+        async with _open_broker(broker_url, broker_prefix) as broker, trio.open_nursery() as nursery:
             server = Server(app, config, broker)
+            server.worker_id = worker_id
+            WorkerMetrics(server)
             await nursery.start(server.serve, listener)
-            host, port = listener.getsockname()[:2]
-            url = f"ws://{host if ':' not in host else f'[{host}]'}:{port}{config.path}"
-            print(f"hubbub listening on {url}", flush=True)
-            async for _ in signals:
-                break
-            await server.shutdown()
+            if status_listener is not None:
+                nursery.start_soon(serve_status, status_listener, server)
+            announce(listening_url(listener, config.path))
+            async with trio.open_nursery() as waiting:
+
+                async def until_signal() -> None:
+                    async for _ in signals:
+                        break
+                    waiting.cancel_scope.cancel()
+
+                async def until_stop() -> None:
+                    assert stop is not None
+                    await stop()
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(until_signal)
+                if stop is not None:
+                    waiting.start_soon(until_stop)
+            await server.shutdown(timeout=drain_timeout)
             nursery.cancel_scope.cancel()
 
 
-def run_worker(app: App, config: ServerConfig, broker_url: str = "memory://") -> int:
-    """Bind ``config.host:config.port`` and serve ``app`` until signalled; returns the exit code."""
+def run_worker(
+    app: App, config: ServerConfig, broker_url: str = "memory://", *, settings: Settings | None = None
+) -> int:
+    """Bind ``config.host:config.port`` and serve ``app`` until signalled; returns the exit code.
+
+    ``settings`` adds the broker prefix, the drain timeout and the status listener (metrics port).
+    """
     try:
         listener = bind_listener(config.host, config.port)
     except OSError as error:
         print(f"hubbub: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
+    status: stdsocket.socket | None = None
+    if settings is not None and settings.metrics_port is not None:
+        try:
+            status = bind_listener(config.host, settings.metrics_port)
+        except OSError as error:
+            listener.close()
+            print(
+                f"hubbub: cannot listen on {config.host}:{settings.metrics_port}: {error.strerror}",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"hubbub metrics on {status_url(status)}", flush=True)
     try:
-        trio.run(serve_until_signalled, app, config, listener, broker_url)
+        trio.run(
+            partial(
+                serve_until_signalled,
+                app,
+                config,
+                listener,
+                broker_url,
+                broker_prefix=settings.broker_prefix if settings else "hubbub:",
+                drain_timeout=settings.drain_timeout if settings else None,
+                status_listener=status,
+            )
+        )
     finally:
         listener.close()
+        if status is not None:
+            status.close()
     return 0
+
+
+def status_url(listener: stdsocket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/metrics"

@@ -10,7 +10,9 @@ pings and enforces the handshake, pong and close deadlines.
 from __future__ import annotations
 
 import logging
+import os
 import socket as stdsocket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,8 @@ class ServerStats:
     slow_consumer_disconnects: int = 0
     broker_errors: int = 0
     messages_in: int = 0
+    #: Packets sent to clients outside the fan-out path (responses, events); see Hub.deliveries.
+    messages_out: int = 0
 
 
 def bind_listener(host: str, port: int, backlog: int = 4096) -> stdsocket.socket:
@@ -91,6 +95,12 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._accepting = True
         self._all_closed = trio.Event()
+        #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
+        self.worker_id: int | None = None
+        #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
+        self.metrics: Callable[[], tuple[bytes, str]] | None = None
+        #: Called with the seconds each successful broker publish took.
+        self.publish_observer: Callable[[float], None] | None = None
         app.bind(self)
 
     @property
@@ -100,11 +110,14 @@ class Server:
 
     async def publish(self, channel: str, data: Any) -> None:
         """Publish through the broker; raises :class:`BrokerError` when it cannot take the message."""
+        started = time.perf_counter()
         try:
             await self.broker.publish(channel, data)
         except BrokerUnavailable as error:
             self.stats.broker_errors += 1
             raise BrokerError(f"Failed to publish to the {channel} channel - {error}") from error
+        if self.publish_observer is not None:
+            self.publish_observer(time.perf_counter() - started)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -227,15 +240,34 @@ class Server:
         _write_all(raw, ws.data_to_send())
         return response.status_code == 101
 
-    async def _http_answer(self, http_request: HttpRequest, request: Request, ws: ServerProtocol) -> Response:
-        path = http_request.path
+    def status_response(self, path: str) -> Response | None:
+        """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path)."""
         if path == "/health":
-            return json_response(200, "OK", {"status": "ok", "connections": len(self.sockets)})
+            return json_response(
+                200,
+                "OK",
+                {
+                    "status": "ok",
+                    "connections": len(self.sockets),
+                    "worker": self.worker_id,
+                    "pid": os.getpid(),
+                },
+            )
         if path == "/ready":
             ready = self.broker.ready and self._accepting
             return json_response(
                 200 if ready else 503, "OK" if ready else "Service Unavailable", {"ready": ready}
             )
+        if path == "/metrics" and self.metrics is not None:
+            body, content_type = self.metrics()
+            return plain_response(200, "OK", body, content_type)
+        return None
+
+    async def _http_answer(self, http_request: HttpRequest, request: Request, ws: ServerProtocol) -> Response:
+        path = http_request.path
+        status = self.status_response(path)
+        if status is not None:
+            return status
         if path != self.config.path:
             return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
         origin = request.headers.get("Origin")

@@ -173,6 +173,7 @@ class ServerSocket:
             self._out.write(frame)
 
     def send_packet(self, packet: Any) -> None:
+        self._server.stats.messages_out += 1
         if self._batch is not None:
             self._batch.append(packet)
             return

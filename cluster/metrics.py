@@ -1,0 +1,197 @@
+"""Prometheus metrics of one worker, and the per-worker status listener.
+
+Nothing here runs per message. The worker already keeps plain integer counters (``ServerStats``,
+``Hub.deliveries``/``publications``, ``BrokerStats``); :class:`WorkerCollector` reads them when
+``/metrics`` is scraped. The one metric observed as it happens is the broker publish latency
+histogram (one observation per publish, never per delivery).
+
+Each worker has its own registry and answers ``/metrics`` for itself only: on the shared port,
+whichever worker accepts the scrape answers it. To reach every worker of a cluster, give
+``--metrics-port P``: worker *i* then also listens on ``P + i`` (bound once by the supervisor, so a
+restarted worker keeps its port) and answers ``/metrics``, ``/health`` and ``/ready`` there. Every
+series carries a ``worker`` label. Prometheus's multiprocess mode is not used: it cannot aggregate
+values that live in plain integers without writing them to shared files per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket as stdsocket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["WorkerCollector", "WorkerMetrics", "serve_status"]
+
+log = logging.getLogger("hubbub.metrics")
+
+#: Buckets of ``hubbub_broker_publish_seconds``: 50 µs to 5 s.
+PUBLISH_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+
+class WorkerCollector(Collector):
+    """Reads a :class:`Server`'s counters at scrape time."""
+
+    def __init__(self, server: Server, worker: str) -> None:
+        self._server = server
+        self._worker = worker
+
+    def _gauge(self, name: str, doc: str, value: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, doc, labels=["worker"])
+        family.add_metric([self._worker], value)
+        return family
+
+    def _counter(self, name: str, doc: str, value: float) -> CounterMetricFamily:
+        family = CounterMetricFamily(name, doc, labels=["worker"])
+        family.add_metric([self._worker], value)
+        return family
+
+    def collect(self) -> Iterator[Metric]:
+        server = self._server
+        stats = server.stats
+        hub = server._hub
+        deliveries = hub.deliveries if hub is not None else 0
+        publications = hub.publications if hub is not None else 0
+        channels = hub.channel_count if hub is not None else 0
+        broker = server.broker
+        broker_stats: Any = getattr(broker, "stats", None)
+
+        info = GaugeMetricFamily("hubbub_worker", "This worker (always 1).", labels=["worker", "pid"])
+        info.add_metric([self._worker, str(os.getpid())], 1)
+        yield info
+        yield self._gauge("hubbub_connections", "Open WebSocket connections.", len(server.sockets))
+        yield self._counter(
+            "hubbub_connections_accepted",
+            "TCP connections accepted (HTTP and WebSocket).",
+            stats.connections_total,
+        )
+        yield self._gauge(
+            "hubbub_subscriptions",
+            "Channel subscriptions of open sockets (socket x channel).",
+            sum(len(sock.channels) for sock in server.sockets),
+        )
+        yield self._gauge("hubbub_channels", "Channels with at least one local subscriber.", channels)
+        yield self._counter(
+            "hubbub_messages_in", "WebSocket messages received from clients.", stats.messages_in
+        )
+        yield self._counter(
+            "hubbub_messages_out",
+            "Messages sent to clients (responses, events and channel deliveries; no heartbeats).",
+            stats.messages_out + deliveries,
+        )
+        yield self._counter("hubbub_deliveries", "Channel messages handed to local subscribers.", deliveries)
+        yield self._counter(
+            "hubbub_publications",
+            "Broker messages that had local subscribers (fanned out once each).",
+            publications,
+        )
+        yield self._counter(
+            "hubbub_slow_consumer_disconnects",
+            "Sockets closed with 4010 because their outbound backlog passed outbound_limit.",
+            stats.slow_consumer_disconnects,
+        )
+        yield self._gauge(
+            "hubbub_broker_ready", "1 when the broker is connected and resubscribed.", broker.ready
+        )
+        yield self._gauge(
+            "hubbub_broker_subscriptions",
+            "Channels this worker is subscribed to at the broker.",
+            len(broker.subscriptions()),
+        )
+        errors = CounterMetricFamily(
+            "hubbub_broker_errors",
+            "Broker errors: publish = publishes refused to clients or the app (BrokerError); "
+            "connection = broker sessions lost or failed to open; decode = undecodable messages; "
+            "deliver = exceptions while fanning out.",
+            labels=["worker", "kind"],
+        )
+        errors.add_metric([self._worker, "publish"], stats.broker_errors)
+        if broker_stats is not None:
+            errors.add_metric([self._worker, "connection"], broker_stats.session_failures)
+            errors.add_metric([self._worker, "decode"], broker_stats.decode_errors)
+            errors.add_metric([self._worker, "deliver"], broker_stats.deliver_errors)
+        yield errors
+
+
+class WorkerMetrics:
+    """The registry of one worker: its collector, the publish histogram and process metrics."""
+
+    def __init__(self, server: Server) -> None:
+        worker = str(server.worker_id if server.worker_id is not None else 0)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(WorkerCollector(server, worker))
+        ProcessCollector(namespace="hubbub", registry=self.registry)
+        histogram = Histogram(
+            "hubbub_broker_publish_seconds",
+            "Time from a publish call to the broker accepting it (successful publishes).",
+            labelnames=["worker"],
+            buckets=PUBLISH_BUCKETS,
+            registry=self.registry,
+        )
+        self._publish = histogram.labels(worker=worker)
+        server.metrics = self.render
+        server.publish_observer = self._publish.observe
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition of this worker."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+_MAX_REQUEST = 8192
+
+
+async def serve_status(listener: stdsocket.socket, server: Server, timeout: float = 5.0) -> None:
+    """Answer ``GET /metrics``, ``/health`` and ``/ready`` on ``listener`` (one request per connection)."""
+    async with trio.open_nursery() as nursery:
+        while True:
+            await trio.lowlevel.wait_readable(listener)
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:
+                    log.warning("status listener: accept failed: %s", error)
+                    await trio.sleep(0.1)
+                    break
+                nursery.start_soon(_answer, conn, server, timeout)
+
+
+async def _answer(raw: stdsocket.socket, server: Server, timeout: float) -> None:
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+    try:
+        with trio.move_on_after(timeout):
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < _MAX_REQUEST:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    return
+                data += chunk
+            request_line = data.split(b"\r\n", 1)[0].decode("latin-1").split()
+            path = request_line[1].split("?", 1)[0] if len(request_line) >= 2 else ""
+            response = server.status_response(path)
+            if response is None:
+                body = b"Not Found"
+                head = (
+                    "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                payload = head + body
+            else:
+                payload = response.serialize()
+            await stream.send_all(payload)
+    except (OSError, trio.BrokenResourceError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)

@@ -1,0 +1,387 @@
+"""Every setting of ``hubbub run``, and where each value comes from.
+
+A value is taken from the first of these that has it:
+
+1. a command-line flag (``--ping-interval 5``),
+2. an environment variable ``HUBBUB_<NAME>`` (``HUBBUB_PING_INTERVAL=5``),
+3. the TOML file named by ``--config`` or ``HUBBUB_CONFIG`` (``ping_interval = 5``, top-level keys),
+4. the default in :data:`SETTINGS`.
+
+:data:`SETTINGS` is the one table of names, types and defaults; the CLI flags, the environment
+variables, the TOML keys and the table in ``docs/configuration.md`` all come from it (a test checks
+the documentation against it). :func:`load_settings` returns a picklable :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .config import ServerConfig
+
+__all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "add_arguments", "load_settings"]
+
+ENV_PREFIX = "HUBBUB_"
+#: Environment variable naming the TOML file when ``--config`` is not given.
+CONFIG_ENV = "HUBBUB_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table.
+
+    ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``list`` (comma-separated in flags and
+    environment, a TOML array or string), ``limit`` (an int; ``0`` or ``none`` means no limit),
+    ``port?`` (a port, or ``none``/``off`` for disabled), ``str?`` (a string; empty means unset).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+_D = ServerConfig()
+
+#: Every setting, in the order of the documentation table.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "str", _D.host, "address to listen on"),
+    Setting("port", "int", _D.port, "port; `0` picks a free one (the listening line says which)"),
+    Setting("app", "str?", None, "the application, as `module:attribute` (default: an empty App)"),
+    Setting("workers", "int", 1, "worker processes; `1` runs one process with no supervisor"),
+    Setting(
+        "broker",
+        "str",
+        "memory://",
+        "broker URL, see [broker.md](broker.md); with more than one worker it must be shared (Redis)",
+    ),
+    Setting("broker_prefix", "str", "hubbub:", "prefix of every Redis channel; workers that talk share it"),
+    Setting(
+        "drain_timeout",
+        "float",
+        10.0,
+        "on SIGTERM/SIGINT, how long workers wait for their sockets to close (after sending 4011)",
+    ),
+    Setting(
+        "metrics_port",
+        "port?",
+        None,
+        "first port of the per-worker status listeners (`/metrics`, `/health`, `/ready`): worker *i* "
+        "gets `metrics_port + i`; `0` picks free ports; unset: none",
+    ),
+    Setting(
+        "path",
+        "str",
+        _D.path,
+        "the only path where WebSocket upgrades are accepted (exact match, query ignored); other paths answer HTTP 400",
+    ),
+    Setting(
+        "codec",
+        "str",
+        _D.codec,
+        "`json` (sc-formatter, text frames) or `minbin` (sc-codec-min-bin MessagePack, binary frames); clients must use the same",
+        ("json", "minbin"),
+    ),
+    Setting(
+        "protocol_version",
+        "int",
+        _D.protocol_version,
+        "heartbeat strings: 2 = empty frames, 1 = `#1`/`#2`",
+        (1, 2),
+    ),
+    Setting(
+        "auth_key",
+        "str?",
+        _D.auth_key,
+        "HMAC key (HS256) for auth tokens, used as its UTF-8 bytes; unset: random per process, so tokens "
+        "survive neither a restart nor a move to another worker; **set it with more than one worker**",
+    ),
+    Setting(
+        "auth_default_expiry",
+        "float",
+        _D.auth_default_expiry,
+        "expiry of tokens from `set_auth_token` whose claims have no `exp`",
+    ),
+    Setting("ping_interval", "float", _D.ping_interval, "how often the server pings each socket"),
+    Setting(
+        "ping_timeout",
+        "float",
+        _D.ping_timeout,
+        "advertised in the handshake; a socket silent for longer (no pong) is closed with 4001",
+    ),
+    Setting(
+        "handshake_timeout",
+        "float",
+        _D.handshake_timeout,
+        "time from TCP accept to a completed `#handshake`; past it: HTTP connections are dropped, WebSockets closed with 4005",
+    ),
+    Setting("ack_timeout", "float", _D.ack_timeout, "default timeout of `ServerSocket.invoke`"),
+    Setting(
+        "max_payload", "int", _D.max_payload, "largest message accepted from a client; larger: close 1009"
+    ),
+    Setting(
+        "outbound_limit",
+        "int",
+        _D.outbound_limit,
+        "bytes queued for one socket that the kernel has not taken; beyond it the socket is closed with **4010** "
+        "(slow consumer) and never holds back its channels",
+    ),
+    Setting(
+        "socket_channel_limit",
+        "limit",
+        _D.socket_channel_limit,
+        "channels one socket may subscribe to (`0` or `none`: no limit); the next subscribe gets a "
+        "`BrokerError` as socketcluster-server's `socketChannelLimit`",
+    ),
+    Setting("max_connections", "int", _D.max_connections, "open sockets per worker; more get HTTP 503"),
+    Setting(
+        "origins",
+        "list",
+        _D.origins,
+        "allowed `Origin` as comma-separated `host:port` patterns with `*`; others get HTTP 403",
+    ),
+    Setting(
+        "allow_client_publish",
+        "bool",
+        _D.allow_client_publish,
+        "`false` answers client publishes with `InvalidActionError`",
+    ),
+    Setting(
+        "close_timeout",
+        "float",
+        _D.close_timeout,
+        "after sending a close frame, how long to wait for the client's before dropping TCP",
+    ),
+    Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_SERVER_FIELDS = {f.name for f in fields(ServerConfig)}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved settings of ``hubbub run``: the worker's :class:`ServerConfig` and the rest."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    app: str | None = None
+    workers: int = 1
+    broker: str = "memory://"
+    broker_prefix: str = "hubbub:"
+    drain_timeout: float = 10.0
+    metrics_port: int | None = None
+    log_level: str = "WARNING"
+    #: Where each value came from: ``cli``, ``env``, ``file`` or ``default``.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def value(self, name: str) -> Any:
+        """The value of setting ``name`` (a ServerConfig field or one of this object's)."""
+        if name in _SERVER_FIELDS:
+            return getattr(self.server, name)
+        return getattr(self, name)
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    """Turn ``raw`` (a string from flags/environment, or a TOML value) into the setting's type."""
+
+    def fail(why: str) -> SettingsError:
+        return SettingsError(f"{source}: {why} (got {raw!r})")
+
+    kind = setting.kind
+    text = raw.strip() if isinstance(raw, str) else None
+    value: Any
+    if kind in ("str", "str?"):
+        if not isinstance(raw, str):
+            raise fail("expected a string")
+        value = raw if kind == "str" else (raw or None)
+    elif kind == "bool":
+        if isinstance(raw, bool):
+            value = raw
+        elif text is not None and text.lower() in _TRUE | _FALSE:
+            value = text.lower() in _TRUE
+        else:
+            raise fail("expected true or false")
+    elif kind in ("int", "limit", "port?"):
+        if kind != "int" and text is not None and text.lower() in ("none", "off", ""):
+            value = None
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif text is not None:
+            try:
+                value = int(text)
+            except ValueError:
+                raise fail("expected an integer") from None
+        else:
+            raise fail("expected an integer")
+        if value is not None and value < 0:
+            raise fail("must not be negative")
+        if kind == "limit" and value == 0:
+            value = None
+        if kind == "port?" and value is not None and value > 65535:
+            raise fail("not a port number")
+    elif kind == "float":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        elif text is not None:
+            try:
+                value = float(text)
+            except ValueError:
+                raise fail("expected a number") from None
+        else:
+            raise fail("expected a number")
+        if value < 0:
+            raise fail("must not be negative")
+    elif kind == "list":
+        if isinstance(raw, str):
+            value = tuple(part.strip() for part in raw.split(",") if part.strip())
+        elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            value = tuple(item.strip() for item in raw)
+        else:
+            raise fail("expected a comma-separated string or a list of strings")
+    else:  # pragma: no cover - the table is fixed
+        raise AssertionError(kind)
+    if setting.choices and value not in setting.choices:
+        raise fail("expected one of " + ", ".join(str(c) for c in setting.choices))
+    return value
+
+
+def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
+    def where(name: str) -> str:
+        setting = _BY_NAME[name]
+        return {"cli": setting.flag, "env": setting.env, "file": f"config file key {name}"}.get(
+            sources[name], name
+        )
+
+    if values["workers"] < 1:
+        raise SettingsError(f"{where('workers')}: at least 1 worker is needed")
+    if values["port"] > 65535:
+        raise SettingsError(f"{where('port')}: not a port number")
+    level = values["log_level"].upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise SettingsError(f"{where('log_level')}: unknown logging level {values['log_level']!r}")
+    values["log_level"] = level
+    if not values["path"].startswith("/"):
+        raise SettingsError(f"{where('path')}: must start with /")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The settings in a TOML file (top-level keys named as in :data:`SETTINGS`)."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """Resolve every setting: ``cli`` (flag values as strings or typed, keyed by setting name),
+    then ``HUBBUB_*`` in ``environ`` (default ``os.environ``), then the TOML file at
+    ``config_path`` (default: ``HUBBUB_CONFIG`` from ``environ``), then the defaults.
+
+    Raises :class:`SettingsError` naming the offending flag, variable or key.
+    """
+    cli = dict(cli or {})
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(cli) - set(_BY_NAME))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
+    path = config_path or environ.get(CONFIG_ENV) or None
+    from_file = read_config_file(path) if path else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        if setting.name in cli and cli[setting.name] is not None:
+            values[setting.name] = _convert(setting, cli[setting.name], setting.flag)
+            sources[setting.name] = "cli"
+        elif setting.env in environ:
+            values[setting.name] = _convert(setting, environ[setting.env], setting.env)
+            sources[setting.name] = "env"
+        elif setting.name in from_file:
+            values[setting.name] = _convert(setting, from_file[setting.name], f"{path}: {setting.name}")
+            sources[setting.name] = "file"
+        else:
+            values[setting.name] = setting.default
+            sources[setting.name] = "default"
+    _check(values, sources)
+    server = ServerConfig(**{k: v for k, v in values.items() if k in _SERVER_FIELDS})
+    rest = {k: v for k, v in values.items() if k not in _SERVER_FIELDS}
+    return Settings(server=server, sources=sources, **rest)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting (and ``--config``); flags not given are absent from the namespace."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"TOML file with settings (default: ${CONFIG_ENV}); flags and HUBBUB_* variables win over it",
+    )
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        metavar = {"int": "N", "float": "SECONDS", "bool": "true|false", "limit": "N", "port?": "PORT"}.get(
+            setting.kind, "VALUE"
+        )
+        if setting.choices:
+            metavar = "|".join(str(c) for c in setting.choices)
+        help_text = setting.help.replace("`", "").replace("*", "").replace("%", "%%")
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            default=argparse.SUPPRESS,
+            metavar=metavar,
+            help=f"{help_text} (default {default}; env {setting.env})",
+        )
+
+
+def documentation_table() -> str:
+    """The Markdown table of every setting, as in ``docs/configuration.md``."""
+    rows = [
+        "| setting (TOML key) | flag | environment | default | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, tuple):
+            shown = ",".join(default)
+        elif default is None:
+            shown = "unset"
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, float) and default.is_integer():
+            shown = str(int(default))
+        else:
+            shown = str(default)
+        rows.append(f"| `{setting.name}` | `{setting.flag}` | `{setting.env}` | `{shown}` | {setting.help} |")
+    return "\n".join(rows)
