@@ -22,6 +22,7 @@ from ._channel import Channel as Channel
 from ._channel import ChannelState as ChannelState
 from ._client import Client as Client
 from ._client import ClientState as ClientState
+from ._client import ClientStatistics as ClientStatistics
 from ._client import Handler as Handler
 from ._client import connect as connect
 from ._errors import AckTimeoutError as AckTimeoutError

@@ -9,6 +9,7 @@ tasks touch the socket.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import logging
@@ -78,6 +79,20 @@ class ClientState(enum.Enum):
     CLOSED = "closed"  # for good: closed by the user, or a close code that does not reconnect
 
 
+@dataclasses.dataclass(slots=True)
+class ClientStatistics:
+    """What :meth:`Client.statistics` reports."""
+
+    #: Successful handshakes (the first connection included).
+    connections: int = 0
+    #: Requests sent and not answered yet.
+    pending_calls: int = 0
+    #: ``#publish`` messages delivered to a subscribed (or pending) channel.
+    publications: int = 0
+    #: ``#publish`` messages for channels this client is not subscribed to (dropped).
+    ignored_publications: int = 0
+
+
 class _Call:
     __slots__ = ("done", "error", "response")
 
@@ -134,6 +149,7 @@ class Client:
         self._calls: dict[int, _Call] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._notifier = Notifier()
+        self._stats = ClientStatistics()
         self._events = EventHub()
         self._auth_state = AuthState.UNAUTHENTICATED
         self._auth_token: str | None = None
@@ -170,10 +186,9 @@ class Client:
         """The token's payload, decoded without verifying the signature (None when unauthenticated)."""
         return token_payload(self._auth_token)
 
-    @property
-    def pending_calls(self) -> int:
-        """Requests sent and not answered yet."""
-        return len(self._calls)
+    def statistics(self) -> ClientStatistics:
+        """Counters for monitoring and tests (a copy)."""
+        return dataclasses.replace(self._stats, pending_calls=len(self._calls))
 
     def channel_names(self) -> list[str]:
         """The channels subscribed or pending, in subscription order."""
@@ -481,6 +496,8 @@ class Client:
                 self._become_authenticated(data["token"])
         elif event == "#removeAuthToken":
             self.token_store.clear()
+            if self._auth_state is AuthState.UNAUTHENTICATED:
+                self._events.emit(TokenChanged(None, None))  # a refused handshake token
             self._become_unauthenticated()
         else:
             self._on_user_transmit(event, data)
@@ -524,7 +541,9 @@ class Client:
     def _deliver(self, channel: str, data: Any) -> None:
         subscription = self._subscriptions.get(channel)
         if subscription is None or subscription.state is ChannelState.UNSUBSCRIBED:
+            self._stats.ignored_publications += 1
             return
+        self._stats.publications += 1
         for handle in subscription.deliver(data):
             self.release(handle, ChannelOverflowError(f"channel {channel!r}: buffer overflowed"))
 
@@ -630,6 +649,7 @@ class Client:
         self.last_error = None
         self._session = session
         self._state = ClientState.OPEN
+        self._stats.connections += 1
         if reply.is_authenticated and reply.token is not None:
             self._become_authenticated(reply.token)
         else:

@@ -66,6 +66,7 @@ class WebSocket:
         self._fragment_text = False
         self._local_close: tuple[int, str] | None = None
         self._closed_event = anyio.Event()
+        self._eof = False
 
     @property
     def is_open(self) -> bool:
@@ -113,7 +114,7 @@ class WebSocket:
 
     async def abort(self) -> None:
         """Close the underlying stream at once (a reader sees :class:`TransportClosed`)."""
-        self._protocol.receive_eof()
+        self._feed_eof()
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
 
@@ -121,9 +122,10 @@ class WebSocket:
         try:
             data = await self._stream.receive(65536)
         except _STREAM_ERRORS:
-            self._protocol.receive_eof()
+            self._feed_eof()
         else:
-            self._protocol.receive_data(data)
+            if not self._eof:  # data that raced with abort() is dropped
+                self._protocol.receive_data(data)
         for event in self._protocol.events_received():
             if isinstance(event, Frame):
                 self._frames.append(event)
@@ -131,9 +133,13 @@ class WebSocket:
             try:
                 await self._flush_locked()
             except TransportClosed:
-                self._protocol.receive_eof()
+                self._feed_eof()
         if self._protocol.state is State.CLOSED:
             self._closed_event.set()
+
+    def _feed_eof(self) -> None:
+        self._eof = True
+        self._protocol.receive_eof()
 
     async def _flush_locked(self) -> None:
         for chunk in self._protocol.data_to_send():
