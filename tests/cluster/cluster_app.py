@@ -1,0 +1,15 @@
+"""The app the cluster tests run: it tells a client which worker process it is connected to."""
+
+from __future__ import annotations
+
+import os
+
+from hubbub.cluster import App, Request
+
+app = App()
+
+
+@app.procedure("worker")
+async def worker(request: Request) -> dict[str, int]:
+    del request
+    return {"pid": os.getpid()}
