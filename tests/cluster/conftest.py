@@ -76,7 +76,7 @@ class Cluster:
 
     @property
     def http(self) -> str:
-        return self.url.replace("ws://", "http://").rsplit("/socketcluster/", 1)[0]
+        return "http://" + urlsplit(self.url).netloc
 
     @property
     def proc(self) -> Any:
