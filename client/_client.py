@@ -580,12 +580,10 @@ class Client:
         attempt, code, reason = 0, 1006, ""
         try:
             with self._run_scope:
-                while not self._closing:
-                    if session is None:
+                while True:
+                    if session is None and not self._closing:
                         session, code = await self._try_open()
-                        if session is not None:
-                            self._on_open(session)
-                    if session is not None:
+                    if session is not None:  # served even when closing: it reads the close echo
                         attempt = 0
                         code, reason = await self._serve(session)
                         session = None
@@ -602,12 +600,14 @@ class Client:
 
     async def _try_open(self) -> tuple[Session | None, int]:
         try:
-            return await self._open(), 0
+            session = await self._open()
         except ConnectError as exc:
             log.info("connecting to %s failed: %s", self.url, exc)
             self.last_error = exc
             self._events.emit(ConnectFailed(exc))
             return None, exc.code
+        self._on_open(session)
+        return session, 0
 
     async def _serve(self, session: Session) -> tuple[int, str]:
         closed = (1006, "")

@@ -118,7 +118,6 @@ async def _drain_until_closed(ws: WebSocket, timeout: float) -> tuple[int, str] 
                 await ws.receive()
         except TransportClosed as exc:
             return exc.code, exc.reason
-    await ws.abort()
     return None
 
 
@@ -162,6 +161,22 @@ async def open_session(
     :class:`HandshakeError` (the server answered ``#handshake`` with an error).
     """
     ws = await _open_ws(url, connect_timeout, max_size, ssl_context)
+    try:
+        return await _handshake(ws, codec, protocol_version, token, cid, ack_timeout, close_timeout)
+    except BaseException:
+        await ws.abort()
+        raise
+
+
+async def _handshake(
+    ws: WebSocket,
+    codec: str,
+    protocol_version: int,
+    token: str | None,
+    cid: int,
+    ack_timeout: float,
+    close_timeout: float,
+) -> Session:
     conn = Connection(Role.CLIENT, get_codec(codec), protocol_version)
     try:
         await ws.send(conn.encode(client_invoke_packet("#handshake", {"authToken": token}, cid)))
@@ -175,9 +190,6 @@ async def open_session(
         raise ConnectError(
             f"connection closed during the handshake (code {exc.code}{detail})", code=exc.code
         ) from None
-    except BaseException:
-        await ws.abort()
-        raise
     error = hydrate_error(response.error)
     if error is not None:
         raise await _rejected(ws, error, close_timeout)
