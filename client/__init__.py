@@ -7,7 +7,7 @@
             async for message in channel:
                 print(message)
 
-See ``docs/client.md`` for the full guide; :mod:`hubbub.client.sync` has a blocking facade.
+See ``docs/client.md`` for the full guide; :func:`connect_blocking` is the blocking facade.
 """
 
 from hubbub.protocol import SCError as SCError
@@ -17,14 +17,16 @@ from ._auth import FileTokenStore as FileTokenStore
 from ._auth import MemoryTokenStore as MemoryTokenStore
 from ._auth import TokenStore as TokenStore
 from ._backoff import ReconnectOptions as ReconnectOptions
+from ._blocking import BlockingChannel as BlockingChannel
+from ._blocking import BlockingClient as BlockingClient
+from ._blocking import connect_blocking as connect_blocking
 from ._buffer import Overflow as Overflow
 from ._channel import Channel as Channel
 from ._channel import ChannelState as ChannelState
 from ._client import Client as Client
 from ._client import ClientState as ClientState
 from ._client import ClientStatistics as ClientStatistics
-from ._client import Handler as Handler
-from ._client import connect as connect
+from ._connect import connect as connect
 from ._errors import AckTimeoutError as AckTimeoutError
 from ._errors import ChannelOverflowError as ChannelOverflowError
 from ._errors import ClientError as ClientError
@@ -42,3 +44,4 @@ from ._events import Disconnected as Disconnected
 from ._events import KickedOut as KickedOut
 from ._events import Reconnecting as Reconnecting
 from ._events import TokenChanged as TokenChanged
+from ._handlers import Handler as Handler

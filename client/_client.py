@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import inspect
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -30,14 +29,13 @@ from hubbub.protocol import (
     Response,
     SCError,
     Transmit,
-    dehydrate_error,
     hydrate_error,
 )
 from hubbub.protocol.packets import client_invoke_packet, response_packet, transmit_packet
 
 from ._auth import AuthState, MemoryTokenStore, TokenStore, token_payload
 from ._backoff import ReconnectOptions
-from ._buffer import MessageBuffer, Notifier, Overflow
+from ._buffer import Notifier, Overflow
 from ._channel import Channel, ChannelState, SubscribeOptions, Subscription
 from ._errors import (
     AckTimeoutError,
@@ -58,15 +56,13 @@ from ._events import (
     Reconnecting,
     TokenChanged,
 )
+from ._handlers import Handler, Handlers
 from ._session import Session, open_session
 from ._websocket import TransportClosed, normalize_url
 
-__all__ = ["Client", "Handler"]
+__all__ = ["Client", "ClientState", "ClientStatistics"]
 
 log = logging.getLogger("hubbub.client")
-
-#: A procedure or receiver handler: called with the request data; may be a coroutine function.
-Handler = Callable[[Any], Any]
 
 _OUTBOX_LIMIT = 1024
 
@@ -140,9 +136,7 @@ class Client:
         self.token_store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
         if auth_token is not None:
             self.token_store.save(auth_token)
-        self._procedures: dict[str, Handler] = dict(procedures or {})
-        self._receivers: dict[str, Handler] = dict(receivers or {})
-        self._listeners: dict[str, set[MessageBuffer[Any]]] = {}
+        self._handlers = Handlers(procedures, receivers)
         self._state = ClientState.CONNECTING
         self._session: Session | None = None
         self._cids = CallIds()
@@ -445,7 +439,7 @@ class Client:
         value is the response data; an exception becomes the error response (an ``SCError`` keeps
         its name and fields). Invokes with no handler get a ``NoProcedureError`` response.
         """
-        _set_or_remove(self._procedures, name, handler)
+        self._handlers.set_procedure(name, handler)
 
     def set_receiver(self, name: str, handler: Handler | None) -> None:
         """Call ``handler(data)`` for each server transmit of ``name`` (None removes it).
@@ -453,20 +447,14 @@ class Client:
         Plain functions run in order, inline (keep them short); coroutine functions each get a
         task. For ordered asynchronous handling use :meth:`listen` instead.
         """
-        _set_or_remove(self._receivers, name, handler)
+        self._handlers.set_receiver(name, handler)
 
-    @asynccontextmanager
-    async def listen(self, event: str, max_size: int = 1000) -> AsyncIterator[AsyncIterator[Any]]:
-        """``async with client.listen("greetBack") as stream: async for data in stream:`` (oldest dropped when full)."""
-        buffer: MessageBuffer[Any] = MessageBuffer(max_size, Overflow.DROP_OLDEST)
-        self._listeners.setdefault(event, set()).add(buffer)
-        try:
-            yield _BufferIterator(buffer)
-        finally:
-            listeners = self._listeners.get(event, set())
-            listeners.discard(buffer)
-            if not listeners:
-                self._listeners.pop(event, None)
+    def listen(self, event: str, max_size: int = 1000) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+        """``async with client.listen("greetBack") as stream: async for data in stream:``.
+
+        Each server transmit of ``event`` while the block is open (the oldest dropped beyond ``max_size``).
+        """
+        return self._handlers.listen(event, max_size)
 
     # ---- inbound packets -----------------------------------------------------------------------
 
@@ -500,21 +488,7 @@ class Client:
                 self._events.emit(TokenChanged(None, None))  # a refused handshake token
             self._become_unauthenticated()
         else:
-            self._on_user_transmit(event, data)
-
-    def _on_user_transmit(self, event: str, data: Any) -> None:
-        for buffer in self._listeners.get(event, ()):
-            buffer.put(data)
-        handler = self._receivers.get(event)
-        if handler is None:
-            return
-        try:
-            result = handler(data)
-        except Exception:
-            log.exception("receiver %r failed", event)
-            return
-        if inspect.isawaitable(result) and self._tg is not None:
-            self._tg.start_soon(_await_quietly, result, event)
+            self._handlers.on_transmit(event, data, self._spawn)
 
     def _on_invoke(self, session: Session, request: Invoke) -> None:
         if request.event in ("#setAuthToken", "#removeAuthToken"):
@@ -531,12 +505,11 @@ class Client:
                 }
                 session.send(response_packet(request.cid, error=error))
             return
-        handler = self._procedures.get(request.event)
-        if handler is None:
-            message = f"No procedure handler for {request.event!r} on this client"
-            session.send(response_packet(request.cid, error={"message": message, "name": "NoProcedureError"}))
-        elif self._tg is not None:
-            self._tg.start_soon(_run_procedure, session, request, handler)
+        self._handlers.on_invoke(session, request, self._spawn)
+
+    def _spawn(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(func, *args)
 
     def _deliver(self, channel: str, data: Any) -> None:
         subscription = self._subscriptions.get(channel)
@@ -682,9 +655,7 @@ class Client:
         for subscription in list(self._subscriptions.values()):
             subscription.end(error)
         self._subscriptions.clear()
-        for buffers in self._listeners.values():
-            for buffer in buffers:
-                buffer.close(error)
+        self._handlers.close(error)
         self._events.close()
         self._notifier.notify()
 
@@ -699,108 +670,3 @@ class Client:
             with anyio.move_on_after(self.close_timeout):
                 await self._notifier.wait_for(lambda: self._state is ClientState.CLOSED)
         await anyio.lowlevel.checkpoint()
-
-
-class _BufferIterator:
-    def __init__(self, buffer: MessageBuffer[Any]) -> None:
-        self._buffer = buffer
-
-    def __aiter__(self) -> _BufferIterator:
-        return self
-
-    async def __anext__(self) -> Any:
-        return await self._buffer.get()
-
-
-def _set_or_remove(table: dict[str, Handler], name: str, handler: Handler | None) -> None:
-    if handler is None:
-        table.pop(name, None)
-    else:
-        table[name] = handler
-
-
-async def _await_quietly(awaitable: Awaitable[Any], name: str) -> None:
-    try:
-        await awaitable
-    except Exception:
-        log.exception("receiver %r failed", name)
-
-
-async def _run_procedure(session: Session, request: Invoke, handler: Handler) -> None:
-    try:
-        result = handler(request.data)
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception as exc:
-        if not isinstance(exc, SCError):
-            log.info("procedure %r raised %r", request.event, exc)
-        packet = response_packet(request.cid, error=dehydrate_error(exc))
-    else:
-        packet = response_packet(request.cid, data=result)
-    session.send(packet)
-
-
-@asynccontextmanager
-async def connect(
-    url: str,
-    *,
-    codec: str = "json",
-    ack_timeout: float = 10.0,
-    connect_timeout: float = 20.0,
-    auth_token: str | None = None,
-    token_store: TokenStore | None = None,
-    auto_reconnect: bool = True,
-    reconnect: ReconnectOptions | None = None,
-    wait_connected: bool = True,
-    protocol_version: int = 2,
-    channel_buffer: int = 1000,
-    overflow: Overflow = Overflow.DROP_OLDEST,
-    close_timeout: float = 2.0,
-    max_message_size: int | None = 2**24,
-    ssl_context: ssl.SSLContext | None = None,
-    procedures: Mapping[str, Handler] | None = None,
-    receivers: Mapping[str, Handler] | None = None,
-) -> AsyncIterator[Client]:
-    """Connect to a SocketCluster (or hubbub) server; the client lives until the block ends.
-
-    ``url`` is ``ws://host:port/path`` (``wss://`` for TLS); with no path, ``/socketcluster/`` is used.
-    Times are in seconds. ``codec`` is ``"json"`` or ``"minbin"`` (it must match the server's).
-    ``auth_token`` is saved in ``token_store`` (memory by default; see :class:`FileTokenStore`) and
-    sent on every handshake. With ``wait_connected`` (default) entering the block waits for the
-    first handshake and raises :class:`ConnectError`/:class:`HandshakeError` if it fails; otherwise
-    the client connects in the background. After a disconnect the client reconnects as
-    socketcluster-client does (``reconnect``: :class:`ReconnectOptions`; ``auto_reconnect=False``
-    turns it off). ``channel_buffer``/``overflow`` are the default per-channel buffer size and
-    overflow policy. ``procedures``/``receivers`` install handlers before the first handshake.
-    """
-    client = Client(
-        url,
-        codec=codec,
-        ack_timeout=ack_timeout,
-        connect_timeout=connect_timeout,
-        auth_token=auth_token,
-        token_store=token_store,
-        auto_reconnect=auto_reconnect,
-        reconnect=reconnect,
-        protocol_version=protocol_version,
-        channel_buffer=channel_buffer,
-        overflow=overflow,
-        close_timeout=close_timeout,
-        max_message_size=max_message_size,
-        ssl_context=ssl_context,
-        procedures=procedures,
-        receivers=receivers,
-    )
-    try:
-        async with anyio.create_task_group() as tg:
-            await client._start(tg, wait_connected)
-            try:
-                yield client
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await client.aclose()
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise

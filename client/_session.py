@@ -95,7 +95,8 @@ async def _open_ws(
     except UpgradeFailed as exc:
         raise ConnectError(str(exc), status=exc.status) from None
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {url}: {exc.strerror or exc}") from None
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        raise ConnectError(f"cannot connect to {url}: {cause.strerror or cause}") from None
 
 
 async def _await_reply(ws: WebSocket, conn: Connection, cid: int) -> tuple[Response, list[Packet]]:

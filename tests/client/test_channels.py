@@ -7,7 +7,15 @@ from typing import Any
 import anyio
 import pytest
 
-from hubbub.client import ChannelState, KickedOut, KickedOutError, RemoteError, connect
+from hubbub.client import (
+    ChannelOverflowError,
+    ChannelState,
+    KickedOut,
+    KickedOutError,
+    Overflow,
+    RemoteError,
+    connect,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +135,36 @@ async def test_kick_out_ends_the_iterator(server: Any, servers: Any, next_event:
         # subscribing again works after a kick
         async with client.subscribe("room") as again:
             await again.wait_subscribed(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("overflow", "expected", "ending"),
+    [
+        (Overflow.DROP_OLDEST, [3, 4], None),
+        (Overflow.DROP_NEWEST, [0, 1], None),
+        (Overflow.ERROR, [0, 1], ChannelOverflowError),
+    ],
+)
+async def test_channel_overflow_policy(
+    server: Any, servers: Any, overflow: Overflow, expected: list[int], ending: type[Exception] | None
+) -> None:
+    async with connect(server.url, codec=servers.codec) as client:
+        small = client.subscribe("room", max_size=2, overflow=overflow)
+        sentinel = client.subscribe("sentinel")
+        await small.wait_subscribed(timeout=5)
+        await sentinel.wait_subscribed(timeout=5)
+        for i in range(5):
+            await client.publish("room", i)
+        await client.publish("sentinel", "done")
+        with anyio.fail_after(5):
+            assert await sentinel.receive() == "done"  # deliveries are in order: all of room's arrived
+        assert small.dropped == 3 if overflow is not Overflow.ERROR else small.dropped >= 1
+        assert [await small.receive() for _ in expected] == expected
+        if ending is None:
+            assert small.state is ChannelState.SUBSCRIBED
+            await small.unsubscribe()
+        else:
+            assert small.state is ChannelState.UNSUBSCRIBED
+            with pytest.raises(ending):
+                await small.receive()
+            assert "room" not in client.channel_names()
