@@ -64,8 +64,13 @@ class Subscription:
         self.options = options
         self.state = ChannelState.PENDING
         self.handles: set[Channel] = set()
-        self.in_flight = False
+        self.call_id: int | None = None  # the #subscribe request in flight
         self.notifier = notifier
+
+    @property
+    def in_flight(self) -> bool:
+        """A ``#subscribe`` request is waiting for its response."""
+        return self.call_id is not None
 
     def set_state(self, state: ChannelState) -> None:
         """Change state and wake waiters."""

@@ -243,20 +243,27 @@ class Client:
             await self.transmit("#publish", payload)
 
     async def _request(self, event: str, data: Any, timeout: float | None) -> Any:
-        call = _Call()
         try:
             with anyio.fail_after(timeout):
                 session = await self._open_session()
                 await session.wait_backlog_below(_OUTBOX_LIMIT)
-                cid = self._cids.next()
-                self._calls[cid] = call
-                try:
-                    session.send(client_invoke_packet(event, data, cid))
-                    await call.done.wait()
-                finally:
-                    self._calls.pop(cid, None)
+                cid, call = self._send_call(session, event, data)
+                return await self._call_result(cid, call)
         except TimeoutError:
             raise AckTimeoutError(f"Event response for {event} event timed out") from None
+
+    def _send_call(self, session: Session, event: str, data: Any) -> tuple[int, _Call]:
+        """Queue a request now (so requests leave in call order); await it with :meth:`_call_result`."""
+        cid = self._cids.next()
+        call = self._calls[cid] = _Call()
+        session.send(client_invoke_packet(event, data, cid))
+        return cid, call
+
+    async def _call_result(self, cid: int, call: _Call) -> Any:
+        try:
+            await call.done.wait()
+        finally:
+            self._calls.pop(cid, None)
         if call.error is not None:
             raise call.error
         assert call.response is not None
@@ -340,39 +347,35 @@ class Client:
             self._session.send(transmit_packet("#unsubscribe", subscription.name))
 
     def _send_subscribe(self, subscription: Subscription) -> None:
-        ready = self._session is not None and self._tg is not None
+        """Send ``#subscribe`` now if connected, allowed (auth) and not already in flight."""
+        session = self._session
         waiting_for_auth = (
             subscription.options.wait_for_auth and self._auth_state is not AuthState.AUTHENTICATED
         )
-        if (
-            ready
-            and not waiting_for_auth
-            and not subscription.in_flight
-            and subscription.state is ChannelState.PENDING
-        ):
-            assert self._tg is not None
-            subscription.in_flight = True
-            self._tg.start_soon(self._subscribe_on_wire, subscription)
+        if session is None or waiting_for_auth or subscription.in_flight:
+            return
+        if subscription.state is not ChannelState.PENDING:
+            return
+        cid, call = self._send_call(session, "#subscribe", subscription.options.wire(subscription.name))
+        subscription.call_id = cid
+        self._spawn(self._subscribe_result, subscription, cid, call)
 
-    async def _subscribe_on_wire(self, subscription: Subscription) -> None:
+    async def _subscribe_result(self, subscription: Subscription, cid: int, call: _Call) -> None:
         try:
-            await self._request("#subscribe", subscription.options.wire(subscription.name), None)
+            await self._call_result(cid, call)
         except RemoteError as exc:
             if self._subscriptions.get(subscription.name) is subscription:
                 del self._subscriptions[subscription.name]
                 subscription.end(exc)
         except ConnectionClosedError:
-            pass  # stays pending; resubscribed after the next handshake
+            pass  # stays pending; the next handshake resubscribes it
         else:
-            if self._subscriptions.get(subscription.name) is subscription:
+            current = self._subscriptions.get(subscription.name) is subscription
+            if current and subscription.call_id == cid:
                 subscription.set_state(ChannelState.SUBSCRIBED)
         finally:
-            subscription.in_flight = False
-        if (
-            subscription.state is ChannelState.PENDING
-            and self._subscriptions.get(subscription.name) is subscription
-        ):
-            self._send_subscribe(subscription)
+            if subscription.call_id == cid:
+                subscription.call_id = None
 
     def _process_pending_subscriptions(self) -> None:
         pending = [s for s in self._subscriptions.values() if s.state is ChannelState.PENDING]
@@ -394,7 +397,7 @@ class Client:
             raise
         auth_error = status.get("authError") if isinstance(status, dict) else None
         if isinstance(status, dict) and status.get("isAuthenticated"):
-            self.token_store.save(token)
+            self._store_token(token)
             self._become_authenticated(token)
             return
         self._become_unauthenticated()
@@ -405,10 +408,27 @@ class Client:
     async def deauthenticate(self) -> None:
         """Forget the token and tell the server (``#removeAuthToken``) when connected."""
         await anyio.lowlevel.checkpoint()
-        self.token_store.clear()
+        self._store_token(None)
         if self._session is not None:
             self._session.send(transmit_packet("#removeAuthToken"))
         self._become_unauthenticated()
+
+    def _load_token(self) -> str | None:
+        try:
+            return self.token_store.load()
+        except OSError:
+            log.exception("the token store failed; connecting without a token")
+            return None
+
+    def _store_token(self, token: str | None) -> None:
+        """Save (or with None clear) the token; a failing store is logged, not fatal (as in the JS client)."""
+        try:
+            if token is None:
+                self.token_store.clear()
+            else:
+                self.token_store.save(token)
+        except OSError:
+            log.exception("the token store failed")
 
     def _become_authenticated(self, token: str) -> None:
         old = self._auth_state
@@ -480,10 +500,10 @@ class Client:
                 self._kick_out(data["channel"], data.get("message"))
         elif event == "#setAuthToken":
             if isinstance(data, dict) and isinstance(data.get("token"), str):
-                self.token_store.save(data["token"])
+                self._store_token(data["token"])
                 self._become_authenticated(data["token"])
         elif event == "#removeAuthToken":
-            self.token_store.clear()
+            self._store_token(None)
             if self._auth_state is AuthState.UNAUTHENTICATED:
                 self._events.emit(TokenChanged(None, None))  # a refused handshake token
             self._become_unauthenticated()
@@ -533,7 +553,7 @@ class Client:
             self.url,
             codec=self.codec,
             protocol_version=self.protocol_version,
-            token=self.token_store.load(),
+            token=self._load_token(),
             cid=self._cids.next(),
             connect_timeout=self.connect_timeout,
             ack_timeout=self.ack_timeout,
@@ -643,6 +663,7 @@ class Client:
             call.done.set()
         self._calls.clear()
         for subscription in self._subscriptions.values():
+            subscription.call_id = None
             if subscription.state is ChannelState.SUBSCRIBED:
                 subscription.set_state(ChannelState.PENDING)
         self._events.emit(Disconnected(code, reason))
