@@ -648,7 +648,7 @@ async function scenarioPublish(cfg, workers) {
   await sleep(300); // late duplicates
   const replies = await workers.all(() => ({op: 'collect'}));
   const hist = new Hist();
-  const tot = {received: 0, unique: 0, dups: 0, misrouted: 0, acked: 0, pubErrors: 0, drops: 0};
+  const tot = {received: 0, unique: 0, dups: 0, misrouted: 0, acked: 0, pubErrors: 0, drops: 0, pings: 0};
   let firstSend = Infinity;
   let lastRecv = 0;
   for (const r of replies) {
@@ -671,6 +671,7 @@ async function scenarioPublish(cfg, workers) {
     duplicated: tot.dups,
     misrouted: tot.misrouted,
     drops: tot.drops,
+    pings_answered: tot.pings,
     publish_errors: tot.pubErrors,
     acked: tot.acked,
     elapsed_s: elapsed,

@@ -54,9 +54,9 @@ TARGETS = {
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "fanout": {"subscribers": 1000, "messages": 2000, "window": 100, "publishers": 1},
-        "paced": {"subscribers": 1000, "messages": 160, "rate": 20, "publishers": 1},
+        "paced": {"subscribers": 1000, "messages": 120, "rate": 20, "publishers": 1},
         "channels": {"subscribers": 1000, "nch": 1000, "messages": 20000, "window": 100, "publishers": 10},
-        "idle": {"levels": [5000, 20000], "holdS": 6},
+        "idle": {"levels": [5000, 20000], "holdS": 5},
         "churn": {"durationS": 10, "concurrency": 50},
     },
     "quick": {
@@ -416,7 +416,7 @@ def one_run(
         cfg: dict[str, Any] = {"scenario": scenario, "url": target.url, "procs": procs, **sizes[scenario]}
         if scenario == "idle":
             cfg["procs"] = max(procs, math.ceil(max(cfg["levels"]) / 7000))
-            cfg["settleMs"] = 1500
+            cfg["settleMs"] = 1000
         cfg["serverPids"] = target.pids()
         result = run_loadgen(cfg, timeout=args.run_timeout)
     finally:
@@ -453,7 +453,7 @@ def summary_line(r: dict[str, Any]) -> str:
         f"{fmt(r['deliveries_per_s'])} deliveries/s, p50 {fmt((lat.get('p50') or 0) / 1000, 2)} ms "
         f"p99 {fmt((lat.get('p99') or 0) / 1000, 2)} ms, server {fmt(r['server_cpu_us_per_delivery'], 2)} "
         f"us/delivery, generator {fmt(r['gen_cpu_util'], 2)} cores, lost {r['lost']} dup {r['duplicated']}"
-        f"{spread}"
+        f"{', DROPPED ' + str(r['drops']) + ' connections' if r.get('drops') else ''}{spread}"
     )
 
 
@@ -802,6 +802,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; 1 with --quick)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument(
+        "--gencheck-procs",
+        type=int,
+        default=None,
+        help="generator processes of the gencheck run (default 1, or 2 with --procs 1)",
+    )
+    parser.add_argument(
+        "--gencheck-rounds", type=int, default=1, help="rounds that include the gencheck run (default 1)"
+    )
+    parser.add_argument(
         "--only", default="", help="comma-separated subset of: " + ",".join(p[0] for p in PLAN)
     )
     parser.add_argument("--hubbub-ref", default=None, help="benchmark hubbub as of this git ref")
@@ -809,7 +818,7 @@ def main() -> int:
     parser.add_argument("--no-setup", action="store_true", help="skip npm ci / pip install")
     parser.add_argument("--run-timeout", type=float, default=120, help="seconds per run (default 120)")
     parser.add_argument(
-        "--max-minutes", type=float, default=14, help="start no new run after this (default 14)"
+        "--max-minutes", type=float, default=9.5, help="start no new run after this (default 9.5)"
     )
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
@@ -871,11 +880,15 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
     started = time.monotonic()
-    total = sum(len(p[2]) for p in plan) * rounds
+    total = sum(
+        len(p[2]) * (min(rounds, args.gencheck_rounds) if p[0] == "gencheck" else rounds) for p in plan
+    )
     n = 0
     stopped_early = False
     for rnd in range(rounds):
         for label, scenario, targets in plan:
+            if label == "gencheck" and rnd >= args.gencheck_rounds:
+                continue
             order = targets if rnd % 2 == 0 else list(reversed(targets))
             for target in order:
                 n += 1
@@ -884,7 +897,7 @@ def main() -> int:
                     break
                 procs = args.procs
                 if label == "gencheck":
-                    procs = 1 if args.procs != 1 else 2
+                    procs = args.gencheck_procs or (1 if args.procs != 1 else 2)
                 log(
                     f"[{n}/{total}] round {rnd + 1}: {label} on {TARGETS[target]}"
                     f" (generator x{procs}, {time.monotonic() - started:.0f} s elapsed)"
@@ -903,10 +916,12 @@ def main() -> int:
     goals = check_goals(runs, levels)
     # Generator check: the same fan-out on hubbub with the other number of generator processes.
     gen = {}
+    gen_rounds = {r["round"] for r in runs if r["label"] == "gencheck"}
     for label in ("fanout", "gencheck"):
-        rs = [r for r in runs if r["label"] == label and r["target"] == "hubbub"]
+        rs = [r for r in runs if r["label"] == label and r["target"] == "hubbub" and r["round"] in gen_rounds]
         if rs:
             gen[f"procs={rs[0]['procs']}"] = {
+                "rounds": sorted(gen_rounds),
                 "deliveries_per_s": median(rs, "deliveries_per_s"),
                 "server_cpu_us_per_delivery": median(rs, "server_cpu_us_per_delivery"),
                 "gen_cpu_util": median(rs, "gen_cpu_util"),
@@ -933,7 +948,7 @@ def main() -> int:
         print_table(table, goals, meta)
     if gen:
         log("")
-        log("Generator check (hubbub fan-out, medians):")
+        log("Generator check (hubbub fan-out, same round(s), medians):")
         for k, v in gen.items():
             log(
                 f"  {k}: {fmt(v['deliveries_per_s'])} deliveries/s, server "
