@@ -13,17 +13,41 @@ from websockets.http11 import Request, Response
 __all__ = ["HttpRequest", "origin_allowed", "plain_response"]
 
 
+#: Headers that only serve the WebSocket upgrade; they are not kept for the life of a socket.
+_UPGRADE_HEADERS = frozenset(
+    {"connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """The HTTP request that opened a connection: URL, headers and the peer's address."""
+    """The HTTP request that opened a connection: URL, headers and the peer's address.
+
+    ``headers`` keeps every request header but the upgrade mechanics (``Upgrade``,
+    ``Connection``, ``Sec-WebSocket-Key/-Version/-Extensions``) as ``(name, value)`` pairs in the
+    order received; :meth:`header` looks one up case-insensitively.
+    """
 
     url: str
-    headers: Headers
+    headers: tuple[tuple[str, str], ...]
     remote_address: tuple[str, int] | None
 
     @classmethod
     def from_websockets(cls, request: Request, remote: tuple[str, int] | None) -> HttpRequest:
-        return cls(request.path, request.headers, remote)
+        kept = tuple(
+            (name, value)
+            for name, value in request.headers.raw_items()
+            if name.lower() not in _UPGRADE_HEADERS
+        )
+        return cls(request.path, kept, remote)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case), or ``default``."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return default
 
     @property
     def path(self) -> str:

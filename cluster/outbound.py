@@ -9,53 +9,48 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import trio
 
 __all__ = ["Outbound"]
 
-Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+class Owner(Protocol):
+    """The connection an :class:`Outbound` writes for."""
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in a task of the connection."""
+        ...
+
+    def overflowed(self) -> None:
+        """The backlog passed the limit (called once)."""
+        ...
+
+    def abort(self) -> None:
+        """The kernel refused the socket (peer gone)."""
+        ...
 
 
 class Outbound:
     """The sending side of one connection.
 
-    ``on_overflow`` is called (once) when the backlog exceeds ``limit`` bytes; ``on_error`` when
-    the kernel refuses the socket (peer gone). After either, writes are dropped: the connection
-    is being torn down.
+    ``owner.overflowed()`` is called (once) when the backlog exceeds ``limit`` bytes, and
+    ``owner.abort()`` when the kernel refuses the socket. After either, writes are dropped: the
+    connection is being torn down.
     """
 
-    __slots__ = (
-        "_flushing",
-        "_limit",
-        "_pending",
-        "_size",
-        "_sock",
-        "_spawn",
-        "closed",
-        "limited",
-        "on_error",
-        "on_overflow",
-    )
+    __slots__ = ("_flushing", "_limit", "_owner", "_pending", "_size", "_sock", "closed", "limited")
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        limit: int,
-        spawn: Spawn,
-        on_overflow: Callable[[], None],
-        on_error: Callable[[], None],
-    ) -> None:
+    def __init__(self, sock: socket.socket, limit: int, owner: Owner) -> None:
         self._sock = sock
         self._limit = limit
-        self._spawn = spawn
+        self._owner = owner
         self._pending: list[bytes] = []
         self._size = 0
         self._flushing = False
         self.closed = False
         self.limited = False
-        self.on_overflow = on_overflow
-        self.on_error = on_error
 
     @property
     def backlog(self) -> int:
@@ -70,7 +65,7 @@ class Outbound:
             self._queue(data)
             if self._size > self._limit:
                 self.limited = True
-                self.on_overflow()
+                self._owner.overflowed()
             return
         self._send(data)
 
@@ -95,7 +90,7 @@ class Outbound:
             self._queue(data[sent:])
             if not self._flushing:
                 self._flushing = True
-                self._spawn(self._flush)
+                self._owner.spawn(self._flush)
 
     def _queue(self, data: bytes) -> None:
         self._pending.append(data)
@@ -105,7 +100,7 @@ class Outbound:
         self.closed = True
         self._pending = []
         self._size = 0
-        self.on_error()
+        self._owner.abort()
 
     async def _flush(self) -> None:
         try:
@@ -122,7 +117,7 @@ class Outbound:
                 rest = chunk[sent:]
                 self._pending = [rest] if rest else []
                 self._size = len(rest)
-        except trio.ClosedResourceError:
+        except (trio.ClosedResourceError, OSError, ValueError):  # the connection closed meanwhile
             self.closed = True
         finally:
             self._flushing = False

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CLOSED
+from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
 from hubbub.broker import Broker, BrokerUnavailable
@@ -33,7 +33,6 @@ from .config import ServerConfig
 from .http import HttpRequest, json_response, origin_allowed, plain_response
 from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
-from .outbound import Outbound
 from .socket import ServerSocket, frame_message
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
@@ -67,14 +66,14 @@ def bind_listener(host: str, port: int, backlog: int = 4096) -> stdsocket.socket
     return sock
 
 
-async def _recv(sock: stdsocket.socket) -> bytes:
-    while True:
-        try:
-            return sock.recv(_RECV_SIZE)
-        except BlockingIOError:
-            await trio.lowlevel.wait_readable(sock)
-        except OSError:
-            return b""
+def _recv_into(sock: stdsocket.socket, view: memoryview) -> int:
+    """Bytes read into ``view``: 0 at EOF (or a dead connection), -1 when there is nothing yet."""
+    try:
+        return sock.recv_into(view)
+    except BlockingIOError:
+        return -1
+    except OSError:
+        return 0
 
 
 class Server:
@@ -95,6 +94,7 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._accepting = True
         self._all_closed = trio.Event()
+        self._recv_view = memoryview(bytearray(_RECV_SIZE))
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
@@ -187,58 +187,59 @@ class Server:
 
     async def _connection(self, raw: stdsocket.socket, address: Any) -> None:
         self.stats.connections_total += 1
+        sock: ServerSocket | None = None
         try:
-            await self._serve_connection(raw, address)
+            upgraded = None
+            with trio.move_on_after(self.config.handshake_timeout):
+                upgraded = await self._upgrade(raw, address if isinstance(address, tuple) else None)
+            if upgraded is not None:
+                http_request, leftover = upgraded
+                # A fresh protocol for the frames: the handshake one keeps the parsed request
+                # (headers and all) alive in its parser for as long as it lives.
+                ws = ServerProtocol(state=OPEN, max_size=self.config.max_payload, logger=_ws_log)
+                sock = ServerSocket(self, http_request, ws, raw)
+                self.connecting.add(sock)
+                await self._read_loop(raw, ws, sock, leftover)
         except Exception:
             log.exception("connection from %s failed", address)
         finally:
+            if sock is not None:
+                self._forget(sock)
             trio.lowlevel.notify_closing(raw)
             raw.close()
 
-    async def _serve_connection(self, raw: stdsocket.socket, address: Any) -> None:
-        ws = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
-        request = None
-        with trio.move_on_after(self.config.handshake_timeout):
-            request = await self._read_request(raw, ws)
-        if request is None:
-            return
-        remote = address if isinstance(address, tuple) else None
-        http_request = HttpRequest.from_websockets(request, remote)
-        if not await self._accept_upgrade(raw, ws, http_request, request):
-            return
-        async with trio.open_nursery() as nursery:
-            out = Outbound(raw, self.config.outbound_limit, nursery.start_soon, _noop, _noop)
-            sock = ServerSocket(self, http_request, ws, out, nursery)
-            out.on_overflow = lambda: self._slow_consumer(sock)
-            out.on_error = sock.abort
-            self.connecting.add(sock)
-            try:
-                await self._read_loop(raw, ws, sock)
-            finally:
-                nursery.cancel_scope.cancel()
-                self._forget(sock)
-
-    async def _read_request(self, raw: stdsocket.socket, ws: ServerProtocol) -> Request | None:
+    async def _upgrade(
+        self, raw: stdsocket.socket, remote: tuple[str, int] | None
+    ) -> tuple[HttpRequest, bytes] | None:
+        """Read the HTTP request and answer it; on a WebSocket upgrade, the request and any bytes after it."""
+        handshake = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
+        head = bytearray()
+        view = self._recv_view
         while True:
-            data = await _recv(raw)
-            if not data:
+            received = _recv_into(raw, view)
+            if received < 0:
+                await trio.lowlevel.wait_readable(raw)
+                continue
+            if not received:
                 return None
-            ws.receive_data(data)
-            for event in ws.events_received():
-                if isinstance(event, Request):
-                    return event
-            if ws.handshake_exc is not None:  # malformed request: websockets prepared a 400
-                _write_all(raw, ws.data_to_send())
+            data = view[:received].tobytes()
+            head += data
+            handshake.receive_data(data)
+            requests = [e for e in handshake.events_received() if isinstance(e, Request)]
+            if requests:
+                break
+            if handshake.handshake_exc is not None:  # malformed request: websockets prepared a 400
+                _write_all(raw, handshake.data_to_send())
                 return None
-
-    async def _accept_upgrade(
-        self, raw: stdsocket.socket, ws: ServerProtocol, http_request: HttpRequest, request: Request
-    ) -> bool:
-        """Answer the upgrade request; True if the connection is now a WebSocket."""
-        response = await self._http_answer(http_request, request, ws)
-        ws.send_response(response)
-        _write_all(raw, ws.data_to_send())
-        return response.status_code == 101
+        request = requests[0]
+        http_request = HttpRequest.from_websockets(request, remote)
+        response = await self._http_answer(http_request, request, handshake)
+        handshake.send_response(response)
+        _write_all(raw, handshake.data_to_send())
+        if response.status_code != 101:
+            return None
+        end = head.find(b"\r\n\r\n")
+        return http_request, bytes(head[end + 4 :]) if end >= 0 else b""
 
     def status_response(self, path: str) -> Response | None:
         """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path)."""
@@ -285,16 +286,32 @@ class Server:
                 return plain_response(401, "Unauthorized", message.encode(), "text/html")
         return ws.accept(request)
 
-    async def _read_loop(self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket) -> None:
+    async def _read_loop(
+        self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket, leftover: bytes
+    ) -> None:
         fragments: list[bytes] = []
         fragment_opcode = Opcode.TEXT
         half_closed = False
+        view = self._recv_view
+        if leftover:  # frames the client sent right behind its upgrade request
+            ws.receive_data(leftover)
+        received = 1
         while True:
-            data = await _recv(raw)
-            if data:
-                ws.receive_data(data)
-            else:
-                ws.receive_eof()
+            if received and not leftover:
+                received = _recv_into(raw, view)
+                if received < 0:  # nothing to read; wait outside the except block (no exception kept alive)
+                    if sock.aborted:
+                        return
+                    try:
+                        await trio.lowlevel.wait_readable(raw)
+                    except trio.ClosedResourceError:
+                        return
+                    continue
+                if received:
+                    ws.receive_data(view[:received].tobytes())
+                else:
+                    ws.receive_eof()
+            leftover = b""
             for frame in ws.events_received():
                 if not isinstance(frame, Frame):
                     continue
@@ -315,7 +332,7 @@ class Server:
                 if not await self._dispatch(ws, sock, payload, is_text):
                     break
             sock.flush_ws()
-            if not data or ws.state is CLOSED:
+            if not received or ws.state is CLOSED or sock.aborted:
                 return
             if ws.eof_sent and not half_closed:
                 # websockets failed the connection itself (1009, 1002, ...): its close frame is out
@@ -361,7 +378,7 @@ class Server:
         self.connecting.discard(sock)
         self.sockets.add(sock)
         for hook in self.app.connection_hooks:
-            self._spawn(hook, sock)
+            self.spawn(hook, sock)
 
     def _forget(self, sock: ServerSocket) -> None:
         was_open = sock in self.sockets
@@ -371,19 +388,21 @@ class Server:
         sock.state = "closed"
         if not (self.sockets or self.connecting or self.closing):
             self._all_closed.set()
-        sock.fail_pending_calls()
+        sock.release()
         self.hub.remove_socket(sock)
         if was_open:
             code = sock.close_code if sock.close_code is not None else CloseCode.ABNORMAL
             for hook in self.app.disconnection_hooks:
-                self._spawn(hook, sock, code, sock.close_reason)
+                self.spawn(hook, sock, code, sock.close_reason)
 
-    def _slow_consumer(self, sock: ServerSocket) -> None:
+    def slow_consumer(self, sock: ServerSocket) -> None:
+        """Close a socket whose outbound backlog passed the limit (4010)."""
         self.stats.slow_consumer_disconnects += 1
         log.info("socket %s: outbound buffer overflow, closing with %d", sock.id, CloseCode.SLOW_CONSUMER)
         sock.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
 
-    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the worker's nursery; an exception is logged, never fatal."""
         assert self._nursery is not None
         self._nursery.start_soon(_guarded, fn, *args)
 
@@ -393,10 +412,6 @@ async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         await fn(*args)
     except Exception:
         log.exception("application hook %r failed", fn)
-
-
-def _noop() -> None:
-    pass
 
 
 def _write_all(raw: stdsocket.socket, chunks: list[bytes]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import socket as stdsocket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -48,10 +49,10 @@ from hubbub.protocol.packets import UNDEFINED, Packet, response_packet, server_i
 
 from .app import Request
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
+from .outbound import Outbound
 
 if TYPE_CHECKING:
     from .http import HttpRequest
-    from .outbound import Outbound
     from .server import Server
 
 __all__ = ["ServerSocket", "frame_message"]
@@ -98,9 +99,11 @@ class ServerSocket:
         "_cids",
         "_conn",
         "_lanes",
-        "_nursery",
         "_out",
+        "_raw",
         "_server",
+        "_tasks",
+        "aborted",
         "auth_token",
         "channels",
         "close_code",
@@ -111,29 +114,24 @@ class ServerSocket:
         "opened_at",
         "outbound_queue",
         "request",
-        "scope",
         "signed_auth_token",
         "state",
         "ws",
     )
 
     def __init__(
-        self,
-        server: Server,
-        request: HttpRequest,
-        ws: ServerProtocol,
-        out: Outbound,
-        nursery: trio.Nursery,
+        self, server: Server, request: HttpRequest, ws: ServerProtocol, raw: stdsocket.socket
     ) -> None:
         self._server = server
         self.ws = ws
-        self.scope = nursery.cancel_scope
+        self._raw = raw
+        self._tasks: set[trio.CancelScope] | None = None
+        self.aborted = False
         self._conn = Connection(Role.SERVER, server.codec, server.config.protocol_version)
-        self._out = out
-        self._nursery = nursery
+        self._out = Outbound(raw, server.config.outbound_limit, self)
         self._batch: list[Any] | None = None
         self._lanes: dict[str, deque[tuple[Callable[..., Awaitable[None]], Any]]] | None = None
-        self._calls: dict[int, _Call] = {}
+        self._calls: dict[int, _Call] | None = None
         self._cids = CallIds()
         self.id = make_socket_id()
         self.request = request
@@ -194,13 +192,16 @@ class ServerSocket:
         if self.state == "closed":
             raise SCError("Socket is closed", name="BadConnectionError")
         cid = self._cids.next()
+        if self._calls is None:
+            self._calls = {}
         call = self._calls[cid] = _Call()
         self.send_packet(server_invoke_packet(event, data, cid))
         try:
             with trio.move_on_after(timeout or self._server.config.ack_timeout):
                 await call.done.wait()
         finally:
-            self._calls.pop(cid, None)
+            if self._calls is not None:
+                self._calls.pop(cid, None)
         if not call.done.is_set():
             raise TimeoutError(f"Event response for {event} event timed out")
         if call.error is not None:
@@ -298,11 +299,29 @@ class ServerSocket:
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn(*args)`` in a task that is cancelled when this socket closes."""
-        self._nursery.start_soon(fn, *args)
+        self._server.spawn(self._run_task, fn, *args)
+
+    async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self.state == "closed":
+            return
+        with trio.CancelScope() as scope:
+            if self._tasks is None:
+                self._tasks = set()
+            self._tasks.add(scope)
+            try:
+                await fn(*args)
+            finally:
+                self._tasks.discard(scope)
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a close handshake."""
-        self.scope.cancel()
+        if not self.aborted:
+            self.aborted = True
+            trio.lowlevel.notify_closing(self._raw)
+
+    def overflowed(self) -> None:
+        """The outbound backlog passed the limit: close as a slow consumer."""
+        self._server.slow_consumer(self)
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -346,7 +365,8 @@ class ServerSocket:
             await self._on_invoke(event, data, cid, expired)
 
     def _on_response(self, packet: ResponsePacket) -> None:
-        call = self._calls.pop(int(packet.rid), None) if isinstance(packet.rid, int) else None
+        calls = self._calls
+        call = calls.pop(packet.rid, None) if calls and isinstance(packet.rid, int) else None
         if call is None:
             return
         call.error = hydrate_error(packet.error)
@@ -545,7 +565,7 @@ class ServerSocket:
         queue = self._lanes.get(lane)
         if queue is None:
             queue = self._lanes[lane] = deque()
-            self._nursery.start_soon(self._drain_lane, lane, queue)
+            self.spawn(self._drain_lane, lane, queue)
         queue.append((fn, args))
 
     async def _drain_lane(self, lane: str, queue: deque[tuple[Callable[..., Awaitable[None]], Any]]) -> None:
@@ -587,11 +607,15 @@ class ServerSocket:
 
     # -- teardown --------------------------------------------------------------------------
 
-    def fail_pending_calls(self) -> None:
-        for call in self._calls.values():
+    def release(self) -> None:
+        """The connection is gone: fail pending invokes, cancel this socket's tasks, stop writing."""
+        self._out.closed = True
+        for call in (self._calls or {}).values():
             call.error = SCError("Socket connection closed", name="BadConnectionError")
             call.done.set()
-        self._calls.clear()
+        self._calls = None
+        for scope in self._tasks or ():
+            scope.cancel()
 
 
 _EventHandler = Callable[[ServerSocket, Any, "int | float | None"], Awaitable[None]]
