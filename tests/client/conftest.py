@@ -67,9 +67,12 @@ class Servers:
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
         port: int | None = None,
+        protocol_version: int | None = None,
     ) -> Any:
         official = self.kind.kind == "official"
         args: list[str] = []
+        if protocol_version is not None:
+            args += ["--protocol-version", str(protocol_version)]
         for flag, seconds in (("--ping-interval", ping_interval), ("--ping-timeout", ping_timeout)):
             if seconds is not None:
                 args += [flag, str(round(seconds * 1000)) if official else str(seconds)]

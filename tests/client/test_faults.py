@@ -193,3 +193,17 @@ async def test_connect_timeout_on_a_silent_server() -> None:
                     pass
             assert caught.value.code == 4007
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", [1, 2])
+async def test_heartbeat_keeps_the_connection_alive(servers: Any, version: int, next_event: Any) -> None:
+    server = servers.start(ping_interval=0.2, ping_timeout=0.8, protocol_version=version)
+    async with connect(server.url, codec=servers.codec, protocol_version=version) as client:
+        async with client.events() as events:
+            with anyio.move_on_after(2.0) as waited:  # more than twice the ping timeout of either side
+                dropped = await next_event(events, Disconnected, timeout=10)
+                pytest.fail(f"the connection dropped: {dropped}")
+            assert waited.cancelled_caught
+        assert await client.invoke("echo", version) == version
+        assert client.statistics().connections == 1
