@@ -1,8 +1,11 @@
-"""Write-through sending on a non-blocking socket, with a bounded backlog.
+"""Sending on non-blocking sockets: writes coalesced per scheduler step, a bounded backlog per socket.
 
-``write`` tries the kernel first and queues only what it did not take; a flush task is started on
-demand to drain the backlog when the socket becomes writable again, coalescing everything queued
-into one ``send``. An idle connection therefore has no writer task and no buffer.
+``Outbound.write`` only appends to the socket's pending list and marks the socket in the worker's
+:class:`WriteBatch`. The batch's one task wakes when the writing task yields to trio and sends
+each marked socket's pending bytes in one ``send``, so a burst of publications reaches each
+subscriber as one syscall, not one per message. What the kernel does not take stays queued and a
+flush task, started on demand, drains it when the socket is writable again. An idle connection has
+no task and no buffer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any, Protocol
 
 import trio
 
-__all__ = ["Outbound"]
+__all__ = ["EARLY_SEND", "Outbound", "Owner", "WriteBatch"]
+
+#: Bytes queued for one socket within one scheduler step that are sent at once, without the batch.
+EARLY_SEND = 65536
 
 
 class Owner(Protocol):
@@ -32,6 +38,28 @@ class Owner(Protocol):
         ...
 
 
+class WriteBatch:
+    """The sockets written to since the batch task last ran; :meth:`run` sends their bytes."""
+
+    def __init__(self) -> None:
+        self._marked: list[Outbound] = []
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def mark(self, out: Outbound) -> None:
+        if not self._marked:
+            self._lot.unpark_all()
+        self._marked.append(out)
+
+    async def run(self) -> None:
+        """Send marked sockets' pending bytes each time the writers yield; runs until cancelled."""
+        while True:
+            if not self._marked:
+                await self._lot.park()
+            marked, self._marked = self._marked, []
+            for out in marked:
+                out.send_pending()
+
+
 class Outbound:
     """The sending side of one connection.
 
@@ -40,15 +68,28 @@ class Outbound:
     connection is being torn down.
     """
 
-    __slots__ = ("_flushing", "_limit", "_owner", "_pending", "_size", "_sock", "closed", "limited")
+    __slots__ = (
+        "_batch",
+        "_flushing",
+        "_limit",
+        "_marked",
+        "_owner",
+        "_pending",
+        "_size",
+        "_sock",
+        "closed",
+        "limited",
+    )
 
-    def __init__(self, sock: socket.socket, limit: int, owner: Owner) -> None:
+    def __init__(self, sock: socket.socket, limit: int, owner: Owner, batch: WriteBatch) -> None:
         self._sock = sock
         self._limit = limit
         self._owner = owner
+        self._batch = batch
         self._pending: list[bytes] = []
         self._size = 0
-        self._flushing = False
+        self._flushing = False  # a flush task owns the backlog (the kernel is full)
+        self._marked = False  # in the batch, waiting for send_pending()
         self.closed = False
         self.limited = False
 
@@ -58,27 +99,42 @@ class Outbound:
         return self._size
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` now or queue it; past the limit, drop it and report the overflow once."""
+        """Queue ``data`` for the next batch; past the limit, drop it and report the overflow once.
+
+        The limit counts what the kernel refused. Bytes merely waiting for the batch are sent
+        early once they reach :data:`EARLY_SEND` so one scheduler step never piles up much.
+        """
         if self.closed or self.limited:
             return
-        if self._pending:
-            self._queue(data)
+        self._pending.append(data)
+        self._size += len(data)
+        if self._flushing:
             if self._size > self._limit:
                 self.limited = True
                 self._owner.overflowed()
-            return
-        self._send(data)
+        elif self._size >= EARLY_SEND:
+            self.send_pending()
+        elif not self._marked:
+            self._marked = True
+            self._batch.mark(self)
 
     def write_final(self, data: bytes) -> None:
         """Queue ``data`` (a close frame) behind everything pending, ignoring the limit."""
         if self.closed:
             return
-        if self._pending:
-            self._queue(data)
-        else:
-            self._send(data)
+        self._pending.append(data)
+        self._size += len(data)
+        if not self._marked and not self._flushing:
+            self._marked = True
+            self._batch.mark(self)
 
-    def _send(self, data: bytes) -> None:
+    def send_pending(self) -> None:
+        """Give the kernel everything pending in one ``send``; queue what it does not take."""
+        self._marked = False
+        if self.closed or self._flushing or not self._pending:
+            return
+        pending = self._pending
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
         try:
             sent = self._sock.send(data)
         except BlockingIOError:
@@ -86,15 +142,18 @@ class Outbound:
         except OSError:
             self._fail()
             return
-        if sent < len(data):
-            self._queue(data[sent:])
-            if not self._flushing:
-                self._flushing = True
-                self._owner.spawn(self._flush)
-
-    def _queue(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._size += len(data)
+        if sent == len(data):
+            self._pending = []
+            self._size = 0
+            return
+        rest = data[sent:]
+        self._pending = [rest]
+        self._size = len(rest)
+        if self._size > self._limit:
+            self.limited = True
+            self._owner.overflowed()
+        self._flushing = True
+        self._owner.spawn(self._flush)
 
     def _fail(self) -> None:
         self.closed = True

@@ -33,6 +33,7 @@ from .config import ServerConfig
 from .http import HttpRequest, json_response, origin_allowed, plain_response
 from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
+from .outbound import WriteBatch
 from .socket import ServerSocket, frame_message
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
@@ -95,6 +96,7 @@ class Server:
         self._accepting = True
         self._all_closed = trio.Event()
         self._recv_view = memoryview(bytearray(_RECV_SIZE))
+        self.write_batch = WriteBatch()
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
@@ -131,6 +133,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._hub = Hub(self.broker, nursery, self.app.middleware_chains[MiddlewareLine.OUTBOUND])
+            nursery.start_soon(self.write_batch.run)
             nursery.start_soon(self._timers)
             nursery.start_soon(self._accept_loop, listener, nursery)
             task_status.started()
@@ -347,6 +350,7 @@ class Server:
             sock.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
             sock.close_deadline = trio.current_time() + self.config.close_timeout
             self.closing.add(sock)
+        sock.send_pending()
         if sock.outbound_backlog == 0:
             try:
                 raw.shutdown(stdsocket.SHUT_WR)

@@ -128,7 +128,7 @@ class ServerSocket:
         self._tasks: set[trio.CancelScope] | None = None
         self.aborted = False
         self._conn = Connection(Role.SERVER, server.codec, server.config.protocol_version)
-        self._out = Outbound(raw, server.config.outbound_limit, self)
+        self._out = Outbound(raw, server.config.outbound_limit, self, server.write_batch)
         self._batch: list[Any] | None = None
         self._lanes: dict[str, deque[tuple[Callable[..., Awaitable[None]], Any]]] | None = None
         self._calls: dict[int, _Call] | None = None
@@ -607,8 +607,13 @@ class ServerSocket:
 
     # -- teardown --------------------------------------------------------------------------
 
+    def send_pending(self) -> None:
+        """Hand what is queued to the kernel now instead of at the end of the scheduler step."""
+        self._out.send_pending()
+
     def release(self) -> None:
-        """The connection is gone: fail pending invokes, cancel this socket's tasks, stop writing."""
+        """The connection ends: send what is pending (best effort), fail pending invokes, cancel tasks."""
+        self.send_pending()
         self._out.closed = True
         for call in (self._calls or {}).values():
             call.error = SCError("Socket connection closed", name="BadConnectionError")

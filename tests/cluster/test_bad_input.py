@@ -428,7 +428,7 @@ def test_message_before_handshake_gets_4009(start_server: Callable[..., Any], fi
 
 @pytest.mark.timeout(45)
 def test_slow_consumer_is_dropped_and_the_channel_keeps_flowing(start_server: Callable[..., Any]) -> None:
-    server = start_server("--max-payload", "65536", "--outbound-limit", "65536")
+    server = start_server("--max-payload", "65536", "--outbound-limit", "1048576")
     channel, count, pad = "busy", 300, "z" * 30_000  # ~9 MB: more than the kernel buffers hold
 
     slow = RawWs(server.url, rcvbuf=4096)
