@@ -53,7 +53,7 @@ class SubscribeOptions:
 
 
 class _Owner(Protocol):
-    def release(self, channel: Channel) -> None: ...
+    def release_channel(self, channel: Channel) -> None: ...
 
 
 class Subscription:
@@ -174,7 +174,7 @@ class Channel:
         """Stop this handle; the last handle of a channel unsubscribes it on the server."""
         await anyio.lowlevel.checkpoint()
         if not self._ended:
-            self._owner.release(self)
+            self._owner.release_channel(self)
 
     async def __aenter__(self) -> Channel:
         return self
@@ -183,7 +183,7 @@ class Channel:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if not self._ended:
-            self._owner.release(self)
+            self._owner.release_channel(self)
 
     def _end(self, error: BaseException | None) -> None:
         if not self._ended:

@@ -48,6 +48,7 @@ from ._errors import (
 )
 from ._events import (
     AuthStateChanged,
+    ClientEvent,
     Connected,
     ConnectFailed,
     Disconnected,
@@ -202,7 +203,7 @@ class Client:
         if self._auth_state is not AuthState.AUTHENTICATED:
             raise self._closed_error()
 
-    def events(self, max_size: int = 256) -> Any:
+    def events(self, max_size: int = 256) -> AbstractAsyncContextManager[AsyncIterator[ClientEvent]]:
         """``async with client.events() as events: async for event in events:`` — connection and auth events.
 
         Yields :class:`Connected`, :class:`Disconnected`, :class:`ConnectFailed`,
@@ -331,9 +332,9 @@ class Client:
         subscription = self._subscriptions.get(channel)
         if subscription is not None:
             for handle in list(subscription.handles):
-                self.release(handle)
+                self.release_channel(handle)
 
-    def release(self, channel: Channel, error: BaseException | None = None) -> None:
+    def release_channel(self, channel: Channel, error: BaseException | None = None) -> None:
         """End one handle (``Channel.unsubscribe`` calls this); the last one unsubscribes on the wire."""
         channel._end(error)
         subscription = channel._subscription
@@ -538,7 +539,7 @@ class Client:
             return
         self._stats.publications += 1
         for handle in subscription.deliver(data):
-            self.release(handle, ChannelOverflowError(f"channel {channel!r}: buffer overflowed"))
+            self.release_channel(handle, ChannelOverflowError(f"channel {channel!r}: buffer overflowed"))
 
     def _kick_out(self, channel: str, message: Any) -> None:
         subscription = self._subscriptions.pop(channel, None)
