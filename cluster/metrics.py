@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import socket as stdsocket
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
@@ -40,12 +41,42 @@ PUBLISH_BUCKETS = (
 )  # fmt: skip
 
 
+class PublishLatency:
+    """A histogram of broker publish times kept as plain integers (a bisect and an add per publish)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(PUBLISH_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(PUBLISH_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def family(self, worker: str) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            "hubbub_broker_publish_seconds",
+            "Time from a publish call to the broker accepting it (successful publishes).",
+            labels=["worker"],
+        )
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        for bound, count in zip(PUBLISH_BUCKETS, self.counts, strict=False):
+            cumulative += count
+            buckets.append((str(bound), cumulative))
+        buckets.append(("+Inf", cumulative + self.counts[-1]))
+        family.add_metric([worker], buckets, sum_value=self.total)
+        return family
+
+
 class WorkerCollector(Collector):
     """Reads a :class:`Server`'s counters at scrape time."""
 
-    def __init__(self, server: Server, worker: str) -> None:
+    def __init__(self, server: Server, worker: str, latency: PublishLatency) -> None:
         self._server = server
         self._worker = worker
+        self._latency = latency
 
     def _gauge(self, name: str, doc: str, value: float) -> GaugeMetricFamily:
         family = GaugeMetricFamily(name, doc, labels=["worker"])
@@ -122,6 +153,7 @@ class WorkerCollector(Collector):
             errors.add_metric([self._worker, "decode"], broker_stats.decode_errors)
             errors.add_metric([self._worker, "deliver"], broker_stats.deliver_errors)
         yield errors
+        yield self._latency.family(self._worker)
 
 
 class WorkerMetrics:
@@ -130,18 +162,11 @@ class WorkerMetrics:
     def __init__(self, server: Server) -> None:
         worker = str(server.worker_id if server.worker_id is not None else 0)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(WorkerCollector(server, worker))
+        latency = PublishLatency()
+        self.registry.register(WorkerCollector(server, worker, latency))
         ProcessCollector(namespace="hubbub", registry=self.registry)
-        histogram = Histogram(
-            "hubbub_broker_publish_seconds",
-            "Time from a publish call to the broker accepting it (successful publishes).",
-            labelnames=["worker"],
-            buckets=PUBLISH_BUCKETS,
-            registry=self.registry,
-        )
-        self._publish = histogram.labels(worker=worker)
         server.metrics = self.render
-        server.publish_observer = self._publish.observe
+        server.publish_observer = latency.observe
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this worker."""

@@ -520,19 +520,22 @@ class ServerSocket:
             self._reply_error(cid, InvalidActionError("Publish channel name was malformatted"))
             return
         assert isinstance(data, dict)
-        action = Action(
-            ActionType.PUBLISH_IN,
-            socket=self,
-            channel=channel,
-            data=data.get("data"),
-            auth_token_expired_error=expired,
-        )
-        blocked = await self._inbound(action)
-        if blocked is not None:
-            self._reply_error(cid, blocked)
-            return
+        payload = data.get("data")
+        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+            action = Action(
+                ActionType.PUBLISH_IN,
+                socket=self,
+                channel=channel,
+                data=payload,
+                auth_token_expired_error=expired,
+            )
+            blocked = await self._inbound(action)
+            if blocked is not None:
+                self._reply_error(cid, blocked)
+                return
+            payload = action.data
         try:
-            await self._server.publish(channel, action.data)
+            await self._server.publish(channel, payload)
         except BrokerError as error:
             self._reply_error(cid, error)
             return
@@ -540,18 +543,20 @@ class ServerSocket:
             self.respond(cid)
 
     async def _on_invoke(self, event: str, data: Any, cid: int | float, expired: SCError | None) -> None:
-        action = Action(
-            ActionType.INVOKE, socket=self, procedure=event, data=data, auth_token_expired_error=expired
-        )
-        blocked = await self._inbound(action)
-        if blocked is not None:
-            self.respond_error(cid, blocked)
-            return
+        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+            action = Action(
+                ActionType.INVOKE, socket=self, procedure=event, data=data, auth_token_expired_error=expired
+            )
+            blocked = await self._inbound(action)
+            if blocked is not None:
+                self.respond_error(cid, blocked)
+                return
+            data = action.data
         procedure = self._server.app.procedures.get(event)
         if procedure is None:
             self.respond_error(cid, InvalidActionError(f"No procedure is registered for {event}"))
             return
-        request = Request(self, event, action.data, cid)
+        request = Request(self, event, data, cid)
         self._enqueue("p:" + event, self._run_procedure, procedure, request)
 
     def _enqueue(self, lane: str, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
