@@ -595,7 +595,7 @@ def build_table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "sc": None if s is None else s * scale,
                 "ratio": ratio,
                 "better": better,
-                "rounds": len(hubbub_runs(runs, group)),
+                "rounds": f"{len(hubbub_runs(runs, group))}/{len(sc_runs(runs, group))}",
             }
         )
     return table
@@ -650,19 +650,68 @@ def integrity(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def print_table(table: list[dict[str, Any]], goals: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     w = max(len(row["row"]) for row in table) + 2
     log("")
-    log(f"Medians over {meta['rounds']} round(s) ({meta['mode']} sizes); ratio = hubbub / SocketCluster")
-    log(f"{'':{w}}{'hubbub':>14}{'SocketCluster':>16}{'ratio':>9}")
+    log(
+        f"Medians over {meta['rounds']} round(s) ({meta['mode']} sizes); ratio = hubbub / SocketCluster; "
+        "runs = hubbub/SC runs behind each median"
+    )
+    log(f"{'':{w}}{'hubbub':>14}{'SocketCluster':>16}{'ratio':>9}{'runs':>8}")
     for row in table:
         digits = 2 if row["unit"] in ("us", "ms", "KiB", "") else 0
         unit = f" {row['unit']}" if row["unit"] not in ("/s", "") else ""
         h = fmt(row["hubbub"], digits)
         s = fmt(row["sc"], digits)
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-        log(f"{row['row'] + unit:{w}}{h:>14}{s:>16}{ratio:>9}")
+        log(f"{row['row'] + unit:{w}}{h:>14}{s:>16}{ratio:>9}{row['rounds']:>8}")
     log("")
     log("Issue 5 targets:")
     for g in goals:
         log(f"  [{g['status']:^12}] {g['goal']}: {g['value']}")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as Markdown (the tables of docs/benchmarks.md)."""
+    meta = doc["meta"]
+    m = meta["machine"]
+    lines = [
+        f"Run {meta['started']} on commit {meta['git']}"
+        + (f" (hubbub from {meta['hubbub_ref']})" if meta.get("hubbub_ref") else "")
+        + f": {meta['mode']} sizes, {meta['rounds']} round(s), generator in {meta['procs']} processes, "
+        f"{meta['elapsed_s']:.0f} s; {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB, "
+        f"load average {m['loadavg_at_start'][0]} at start, {meta.get('loadavg_at_end', ['?'])[0]} at end.",
+        "",
+        "| | hubbub | SocketCluster | hubbub / SC | runs |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in doc["table"]:
+        digits = 2 if row["unit"] in ("us", "ms", "KiB", "") else 0
+        unit = {"us": " (µs)", "ms": " (ms)", "KiB": " (KiB)"}.get(row["unit"], "")
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(
+            f"| {row['row']}{unit} | {fmt(row['hubbub'], digits)} | {fmt(row['sc'], digits)} | {ratio} "
+            f"| {row.get('rounds', '')} |"
+        )
+    lines += ["", "| issue 5 target | measured | |", "|---|---|---|"]
+    for g in doc["goals"]:
+        lines.append(f"| {g['goal']} | {g['value']} | **{g['status']}** |")
+    gen = doc.get("generator_check") or {}
+    if gen:
+        lines += [
+            "",
+            "| generator check (hubbub fan-out) | deliveries/s | server µs/delivery | generator cores |",
+        ]
+        lines.append("|---|---:|---:|---:|")
+        for k, v in gen.items():
+            lines.append(
+                f"| {k.replace('procs=', '')} process(es), round(s) {v.get('rounds', '?')} | {fmt(v['deliveries_per_s'])} "
+                f"| {fmt(v['server_cpu_us_per_delivery'], 2)} | {fmt(v['gen_cpu_util'], 2)} |"
+            )
+    bad = {k: {kk: vv for kk, vv in v.items() if vv} for k, v in doc["integrity"].items()}
+    bad = {k: v for k, v in bad.items() if v}
+    lines += [
+        "",
+        f"Integrity over all runs (lost, duplicated, misrouted, dropped, errors): {bad or 'all zero'}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -820,7 +869,11 @@ def main() -> int:
     parser.add_argument(
         "--max-minutes", type=float, default=9.5, help="start no new run after this (default 9.5)"
     )
+    parser.add_argument("--report", type=Path, default=None, help="print a results JSON as Markdown and exit")
     args = parser.parse_args()
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())), end="")
+        return 0
     mode = "quick" if args.quick else "full"
     rounds = args.rounds or (1 if args.quick else 3)
     sizes = json.loads(json.dumps(SIZES[mode]))
@@ -944,6 +997,7 @@ def main() -> int:
         "runs": runs,
     }
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    stem.with_suffix(".md").write_text(markdown(doc))
     if table:
         print_table(table, goals, meta)
     if gen:
