@@ -125,6 +125,13 @@ class _Session:
     #: Cancel scopes of subscribe/unsubscribe calls waiting on this session.
     waiters: set[anyio.CancelScope] = field(default_factory=set)
     alive: bool = True
+    #: Set while the writer has no batch waiting for Redis's answer.
+    writer_idle: anyio.Event = field(default_factory=anyio.Event)
+    tg: anyio.abc.TaskGroup | None = None
+    draining: bool = False
+
+    def __post_init__(self) -> None:
+        self.writer_idle.set()
 
     def abort(self, error: BaseException) -> None:
         if self.error is None:
@@ -440,6 +447,7 @@ class RedisBroker:
                 raise BrokerUnavailable("broker closed")
             async with anyio.create_task_group() as tg:
                 session.scope = tg.cancel_scope
+                session.tg = tg
                 self._session = session
                 self._expected_unsub.clear()
                 try:
@@ -557,9 +565,11 @@ class RedisBroker:
             elif kind in ("unsubscribe", "sunsubscribe"):
                 if self._expected_unsub[channel] > 0:
                     self._expected_unsub[channel] -= 1
-                elif channel in self._wanted:
-                    # Redis dropped a subscription we still need (cluster slot moved, ...).
-                    raise _SessionEnded(f"redis unsubscribed {channel!r} on its own; resubscribing")
+                elif channel in self._wanted and not session.draining and session.tg is not None:
+                    # Redis dropped a subscription we still need (cluster slot moved, ...): end
+                    # the session once what was already sent to us has been delivered.
+                    reason = f"redis unsubscribed {channel!r} on its own; resubscribing"
+                    session.tg.start_soon(self._guard, session, self._end_after_drain(reason))
 
     def _handle(self, channel: str, data: Any) -> None:
         try:
@@ -580,6 +590,8 @@ class RedisBroker:
     async def _writer(self, session: _Session) -> None:
         queue = self._queue
         while True:
+            if not session.alive:  # draining: what is still queued fails with the session
+                await anyio.sleep_forever()
             while not queue:
                 if self._queue_event.is_set():
                     self._queue_event = anyio.Event()
@@ -591,6 +603,8 @@ class RedisBroker:
                     batch.append(item)
             if not batch:
                 continue
+            session.writer_idle = anyio.Event()
+            shards = _shard_names(session, batch) if self.target.kind == "cluster" else None
             try:
                 async with session.client.pipeline(
                     transaction=False, raise_on_error=False, timeout=self._publish_timeout
@@ -602,9 +616,51 @@ class RedisBroker:
                 for item in batch:
                     item.finish(exc)
                 raise
+            finally:
+                session.writer_idle.set()
             self.stats.publish_batches += 1
-            for item, result in zip(batch, results, strict=True):
-                item.finish(result if isinstance(result, BaseException) else None)
+            moved = _moved(session, batch, shards) if shards is not None else set()
+            for i, (item, result) in enumerate(zip(batch, results, strict=True)):
+                if i in moved:
+                    # coredis followed a MOVED redirect: the slot changed owner during the publish,
+                    # so the subscribers on the old shard (this worker's included) may not have it.
+                    item.finish(BrokerUnavailable("the channel's cluster slot moved during the publish"))
+                else:
+                    item.finish(result if isinstance(result, BaseException) else None)
+
+    def _end_after_drain(self, reason: str) -> Callable[[_Session], Awaitable[None]]:
+        async def end(session: _Session) -> None:
+            await self._drain(session)
+            raise _SessionEnded(reason)
+
+        return end
+
+    async def _drain(self, session: _Session) -> None:
+        """Wind a session down without losing what Redis already accepted.
+
+        Used when the session ends on purpose (primary moved, Redis dropped a subscription) while
+        its connections still work: new publishes and subscribes fail with BrokerUnavailable at
+        once, the batch in flight gets its answer, then a PING on every pub/sub connection makes
+        sure each message Redis sent before it (so every publish that returned) is delivered
+        before the receive loop is torn down. Bounded by ``subscribe_timeout``.
+        """
+        if session.draining:
+            return
+        session.draining = True
+        session.alive = False
+        self._ready = False
+        if self._ready_event.is_set():
+            self._ready_event = anyio.Event()
+        with anyio.move_on_after(self._subscribe_timeout):
+            await session.writer_idle.wait()
+            pubsub = session.pubsub
+            shards = getattr(pubsub, "shard_connections", None)
+            connections = list(shards.values()) if isinstance(shards, dict) else [pubsub.connection]
+            async with anyio.create_task_group() as tg:
+                for connection in connections:
+                    tg.start_soon(_ping, connection)
+            while not _push_buffers_empty(pubsub, connections):  # noqa: ASYNC110 -- coredis has no event for it
+                await anyio.sleep(0.001)
 
     def _failover_watcher(self, sentinel: Any, service: str) -> Callable[[_Session], Awaitable[None]]:
         async def watch(session: _Session) -> None:
@@ -617,9 +673,47 @@ class RedisBroker:
                     log.debug("redis broker: sentinel check failed: %s", _describe(exc))
                     continue
                 if tuple(address) != session.address:
+                    await self._drain(session)
                     raise _SessionEnded(f"sentinel failover: primary moved to {address[0]}:{address[1]}")
 
         return watch
+
+
+def _shard_names(session: _Session, batch: list[_Pending]) -> list[str | None]:
+    """The cluster node that owns each item's channel, per the client's slot map."""
+    from coredis._utils import hash_slot
+
+    layout = session.client.connection_pool.cluster_layout
+    names: list[str | None] = []
+    for item in batch:
+        try:
+            names.append(layout.node_for_slot(hash_slot(item.name)).name)
+        except Exception:
+            names.append(None)
+    return names
+
+
+def _moved(session: _Session, batch: list[_Pending], before: list[str | None]) -> set[int]:
+    after = _shard_names(session, batch)
+    return {i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b}
+
+
+async def _ping(connection: Any) -> None:
+    await connection.create_request(b"PING")
+
+
+def _push_buffers_empty(pubsub: Any, connections: list[Any]) -> bool:
+    """True once coredis holds no unread pub/sub message and the receive loop is waiting.
+
+    Reads coredis internals (memory-stream statistics); without them, assume drained.
+    """
+    try:
+        if any(c._push_message_buffer_in.statistics().current_buffer_used for c in connections):
+            return False
+        stats = pubsub._receive_stream.statistics()
+    except AttributeError:  # pragma: no cover - another coredis layout
+        return True
+    return bool(stats.current_buffer_used == 0 and stats.tasks_waiting_receive > 0)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
