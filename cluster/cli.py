@@ -37,9 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"hubbub: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = load_app(settings.app)
     except (ImportError, ValueError) as error:
