@@ -15,6 +15,7 @@ process is stopped (SIGTERM, then SIGKILL) when the test ends.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import queue
 import random
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -90,6 +92,20 @@ def start_process(cmd: list[str], *, cwd: Path, timeout: float = 30) -> RunningP
         proc.wait(5)
         raise RuntimeError(f"{cmd} exited with {proc.returncode}:\n" + "\n".join(lines))
     return RunningProcess(proc, url, lines)
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    """``GET url``: (status, body); status 0 when the connection fails."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    except OSError:
+        return 0, ""
+    finally:
+        conn.close()
 
 
 ServerFactory = Callable[..., RunningProcess]

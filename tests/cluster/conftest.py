@@ -7,7 +7,6 @@ deadline, or wait for an event.
 
 from __future__ import annotations
 
-import http.client
 import re
 import signal
 import sys
@@ -24,26 +23,12 @@ import trio
 
 from hubbub.client import Client, ReconnectOptions, connect
 
-from ..conftest import RunningProcess, start_process
+from ..conftest import RunningProcess, http_get, start_process
 
 HERE = Path(__file__).resolve().parent
 METRICS_LINE = re.compile(r"hubbub worker (\d+) metrics on (http://\S+)/metrics")
 #: Reconnect quickly after a worker goes away (the official defaults wait 10-20 s).
 FAST_RECONNECT = ReconnectOptions(initial_delay=0.05, randomness=0.1, multiplier=1.5, max_delay=0.5)
-
-
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
-    """``GET url``: (status, body); status 0 when the connection fails."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", parts.path or "/")
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    except OSError:
-        return 0, ""
-    finally:
-        conn.close()
 
 
 async def ahttp_get(url: str, timeout: float = 3.0) -> tuple[int, str]:

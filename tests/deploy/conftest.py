@@ -8,7 +8,6 @@ wakes on the process's own output, never on a sleep. Children are stopped by PID
 
 from __future__ import annotations
 
-import http.client
 import json
 import queue
 import shutil
@@ -20,7 +19,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,20 +28,6 @@ DEPLOY = Path(__file__).resolve().parent
 PUBLISH = DEPLOY / "publish.py"
 #: Where ``cluster_app:app`` lives: its ``worker`` procedure tells a client which process it reached.
 CLUSTER_APP_DIR = ROOT / "tests" / "cluster"
-
-
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
-    """``GET url``: (status, body); status 0 when the connection fails."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", parts.path or "/")
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    except OSError:
-        return 0, ""
-    finally:
-        conn.close()
 
 
 def require_node() -> None:

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ..conftest import ROOT, RedisProcess, RunningProcess, free_port, start_process, wait_until
-from .conftest import CLUSTER_APP_DIR, Children, JsonLines, deliver_in_order, http_get, require_node
+from ..conftest import ROOT, RedisProcess, RunningProcess, free_port, http_get, start_process, wait_until
+from .conftest import CLUSTER_APP_DIR, Children, JsonLines, deliver_in_order, require_node
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the dev extras (pip install -e '.[dev]')")
 
