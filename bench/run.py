@@ -779,7 +779,9 @@ def plot(
         ax.set_xticks(ticks)
         ax.set_xticklabels(names)
         ax.set_ylabel(ylabel)
-        ax.grid(axis="y", alpha=0.3)
+        if key != "cycles_per_s":
+            ax.set_yscale("log")  # hubbub and SocketCluster differ by more than 10x here
+        ax.grid(axis="y", alpha=0.3, which="both")
     handles, labels = [], []
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
@@ -869,10 +871,18 @@ def main() -> int:
     parser.add_argument(
         "--max-minutes", type=float, default=9.5, help="start no new run after this (default 9.5)"
     )
-    parser.add_argument("--report", type=Path, default=None, help="print a results JSON as Markdown and exit")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="print a results JSON as Markdown (and redraw its plots with --img-dir) and exit",
+    )
     args = parser.parse_args()
     if args.report:
-        print(markdown(json.loads(args.report.read_text())), end="")
+        doc = json.loads(args.report.read_text())
+        print(markdown(doc), end="")
+        if args.img_dir:  # redraw the plots of that result file too
+            plot(doc["runs"], doc["table"], args.report.with_suffix(""), args.img_dir)
         return 0
     mode = "quick" if args.quick else "full"
     rounds = args.rounds or (1 if args.quick else 3)
