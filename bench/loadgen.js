@@ -686,7 +686,9 @@ async function scenarioPublish(cfg, workers) {
     gen_cpu_s: genCpu,
     gen_cpu_system_s: genSys,
     gen_cpu_us_per_delivery: tot.unique ? (genCpu * 1e6) / tot.unique : null,
-    gen_cpu_util: genCpu / elapsed
+    gen_cpu_util: genCpu / elapsed,
+    // per generator process (worker 0 also hosts publisher 0): is one of them saturated?
+    gen_cpu_util_per_proc: cpuReplies.map((r) => (r.cpu.user + r.cpu.system) / 1e6 / elapsed)
   };
 }
 
