@@ -38,6 +38,8 @@ class Hub:
         self._members: dict[str, dict[ServerSocket, None]] = {}
         self._at_broker: set[str] = set()
         self._locks: dict[str, trio.Lock] = {}
+        self._to_release: set[str] = set()
+        self._releasing = False
         self.deliveries = 0
         self.publications = 0
         broker.attach(self.deliver)
@@ -54,6 +56,8 @@ class Hub:
         members = self._members.setdefault(channel, {})
         members[socket] = None
         socket.channels.add(channel)
+        if channel in self._at_broker and channel not in self._locks:
+            return  # the broker already sends this channel here (a release may be pending: it sees the member)
         try:
             await self._sync_broker(channel)
         except BrokerUnavailable:
@@ -64,7 +68,20 @@ class Hub:
     def unsubscribe(self, socket: ServerSocket, channel: str) -> None:
         """Remove ``socket`` from ``channel``; the broker is told in the background if it was the last."""
         if self._remove(socket, channel):
-            self._nursery.start_soon(self._sync_broker_quietly, channel)
+            self._to_release.add(channel)
+            if not self._releasing:
+                self._releasing = True
+                self._nursery.start_soon(self._release)
+
+    async def _release(self) -> None:
+        """Unsubscribe at the broker the channels left empty (one task for any number of them)."""
+        try:
+            while self._to_release:
+                channel = self._to_release.pop()
+                if channel not in self._members:  # nobody subscribed again meanwhile
+                    await self._sync_broker_quietly(channel)
+        finally:
+            self._releasing = False
 
     def remove_socket(self, socket: ServerSocket) -> None:
         """Take a closing socket out of every channel."""

@@ -97,6 +97,8 @@ class Server:
         self._all_closed = trio.Event()
         self._recv_view = memoryview(bytearray(_RECV_SIZE))
         self.write_batch = WriteBatch()
+        #: Connections still in their HTTP phase, with the time their handshake timeout expires.
+        self._upgrading: dict[stdsocket.socket, float] = {}
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
@@ -179,6 +181,10 @@ class Server:
                         sock.disconnect(CloseCode.CLIENT_PONG_TIMEOUT)
                     else:
                         sock.send_frame(self._ping_frame)
+            for raw, deadline in list(self._upgrading.items()):
+                if now > deadline:
+                    del self._upgrading[raw]
+                    trio.lowlevel.notify_closing(raw)
             for sock in list(self.connecting):
                 if now - sock.opened_at > config.handshake_timeout:
                     sock.disconnect(CloseCode.HANDSHAKE_TIMEOUT)
@@ -192,9 +198,15 @@ class Server:
         self.stats.connections_total += 1
         sock: ServerSocket | None = None
         try:
-            upgraded = None
-            with trio.move_on_after(self.config.handshake_timeout):
+            # The timer task enforces the handshake timeout of the HTTP phase (no cancel scope
+            # per connection): it wakes the waiting read with ClosedResourceError.
+            self._upgrading[raw] = trio.current_time() + self.config.handshake_timeout
+            try:
                 upgraded = await self._upgrade(raw, address if isinstance(address, tuple) else None)
+            except trio.ClosedResourceError:
+                upgraded = None
+            if self._upgrading.pop(raw, None) is None:  # timed out meanwhile
+                upgraded = None
             if upgraded is not None:
                 http_request, leftover = upgraded
                 # A fresh protocol for the frames: the handshake one keeps the parsed request

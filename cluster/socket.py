@@ -387,19 +387,21 @@ class ServerSocket:
             return
         signed = data.get("authToken") if isinstance(data, dict) else None
         token, auth_error = (None, None) if signed is None else await self._verify(signed)
-        action = Action(
-            ActionType.HANDSHAKE_SC,
-            socket=self,
-            request=self.request,
-            data={
-                "signedAuthToken": signed,
-                "authTokenError": auth_error,
-                "authToken": token,
-                "authState": "authenticated" if token is not None else "unauthenticated",
-            },
-        )
         chain = self._server.app.middleware_chains[MiddlewareLine.HANDSHAKE]
-        blocked = await run_middleware(chain, action) if chain else None
+        blocked = None
+        if chain:
+            action = Action(
+                ActionType.HANDSHAKE_SC,
+                socket=self,
+                request=self.request,
+                data={
+                    "signedAuthToken": signed,
+                    "authTokenError": auth_error,
+                    "authToken": token,
+                    "authState": "authenticated" if token is not None else "unauthenticated",
+                },
+            )
+            blocked = await run_middleware(chain, action)
         if blocked is not None:
             self._reject_handshake(cid, blocked)
             return
@@ -467,11 +469,12 @@ class ServerSocket:
             self._reply_error(cid, InvalidActionError("Subscribe channel name was malformatted"))
             return
         assert isinstance(data, dict)
-        action = Action(ActionType.SUBSCRIBE, socket=self, channel=channel, data=data.get("data"))
-        blocked = await self._inbound(action)
-        if blocked is not None:
-            self._reply_error(cid, blocked)
-            return
+        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+            action = Action(ActionType.SUBSCRIBE, socket=self, channel=channel, data=data.get("data"))
+            blocked = await self._inbound(action)
+            if blocked is not None:
+                self._reply_error(cid, blocked)
+                return
         if cid is None:  # socketcluster-server runs the middleware but does not subscribe
             return
         limit = self._server.config.socket_channel_limit
