@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import socket as stdsocket
 import sys
@@ -23,12 +24,19 @@ __all__ = ["load_app", "run_worker", "serve_until_signalled"]
 
 
 def load_app(spec: str | None) -> App:
-    """Import ``module:attribute`` and return the :class:`App` it names (a bare App when None)."""
+    """Import ``module:attribute`` and return the :class:`App` it names (a bare App when None).
+
+    The current directory is searched first, as ``python -m`` would, so ``hubbub run --app chat:app``
+    finds ``./chat.py`` from the console script too.
+    """
     if not spec:
         return App()
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"--app must look like module:attribute, got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
     module = importlib.import_module(module_name)
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
