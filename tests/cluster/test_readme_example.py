@@ -36,10 +36,9 @@ def _next_packet(ws: Any) -> Any:
 def test_readme_app_runs(tmp_path: Path) -> None:
     (tmp_path / "chat.py").write_text(_readme_app())
     server = start_process(
+        # The console script, as the README runs it: it must find ./chat.py without PYTHONPATH.
         [
-            sys.executable,
-            "-m",
-            "hubbub.cluster",
+            str(Path(sys.executable).parent / "hubbub"),
             "run",
             "--port",
             "0",
