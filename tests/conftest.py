@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import queue
 import random
@@ -106,6 +107,30 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
         return 0, ""
     finally:
         conn.close()
+
+
+def raw_peer(url: str, packets: list[dict[str, object]], *, rcvbuf: int | None = None) -> socket.socket:
+    """A bare TCP WebSocket client: upgrade, send ``packets`` (masked text frames), then nothing more.
+
+    For tests that need a peer that never reads (slow consumers, stubborn peers on shutdown).
+    """
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.sendall(
+        b"GET /socketcluster/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    for packet in packets:
+        payload = json.dumps(packet).encode()
+        assert len(payload) < 126
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
+    return sock
 
 
 ServerFactory = Callable[..., RunningProcess]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import uuid
 from collections import defaultdict
@@ -13,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hubbub.client import connect
 
-from ..conftest import RedisProcess
+from ..conftest import RedisProcess, raw_peer
 from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
 SAMPLES = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -80,24 +79,11 @@ async def test_single_worker_metrics_after_traffic(hubbub_cluster: ClusterFactor
 
 def _slow_reader(url: str, channel: str) -> socket.socket:
     """A raw WebSocket client that subscribes to ``channel`` and then never reads."""
-    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=5)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.sendall(
-        b"GET /socketcluster/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
-    assert response.startswith(b"HTTP/1.1 101"), response
-    for packet in (
+    packets: list[dict[str, object]] = [
         {"event": "#handshake", "data": {}, "cid": 1},
         {"event": "#subscribe", "data": {"channel": channel}, "cid": 2},
-    ):
-        payload = json.dumps(packet).encode()
-        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
-    return sock
+    ]
+    return raw_peer(url, packets, rcvbuf=4096)
 
 
 @pytest.mark.trio

@@ -26,7 +26,7 @@ import trio
 
 from hubbub.client import Connected, Disconnected, RemoteError, connect
 
-from ..conftest import INTEROP, RedisProcess
+from ..conftest import INTEROP, RedisProcess, raw_peer
 from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
 MESSAGES = 1000
@@ -178,20 +178,7 @@ async def test_worker_killed_with_sigkill_is_restarted_and_its_clients_reconnect
 
 def _stubborn_peer(url: str) -> socket.socket:
     """A WebSocket client that completes the SocketCluster handshake and then never reads again."""
-    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=5)
-    sock.sendall(
-        b"GET /socketcluster/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
-    assert response.startswith(b"HTTP/1.1 101"), response
-    payload = b'{"event":"#handshake","data":{},"cid":1}'
-    mask = b"\x00\x00\x00\x00"
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + payload)
-    return sock
+    return raw_peer(url, [{"event": "#handshake", "data": {}, "cid": 1}])
 
 
 @pytest.mark.trio
