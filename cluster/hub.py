@@ -60,7 +60,7 @@ class Hub:
             return  # the broker already sends this channel here (a release may be pending: it sees the member)
         try:
             await self._sync_broker(channel)
-        except BrokerUnavailable:
+        except Exception:  # BrokerUnavailable, or a broker bug: roll the membership back
             self._remove(socket, channel)
             self._nursery.start_soon(self._sync_broker_quietly, channel)
             raise
@@ -119,10 +119,13 @@ class Hub:
                 self._locks.pop(channel, None)
 
     async def _sync_broker_quietly(self, channel: str) -> None:
+        """Background variant: a failure is logged (the worker keeps serving), never raised."""
         try:
             await self._sync_broker(channel)
         except BrokerUnavailable as error:
             log.warning("broker: could not update subscription of %r: %s", channel, error)
+        except Exception:
+            log.exception("broker: updating the subscription of %r failed", channel)
 
     def deliver(self, channel: str, data: Any) -> None:
         """Fan a broker message out to the local subscribers of ``channel`` (the hot path)."""

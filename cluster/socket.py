@@ -489,7 +489,9 @@ class ServerSocket:
             return
         try:
             await self._server.hub.subscribe(self, channel)
-        except BrokerUnavailable as error:
+        except Exception as error:
+            if not isinstance(error, BrokerUnavailable):
+                log.exception("subscribing socket %s to %r failed", self.id, channel)
             self.respond_error(
                 cid, BrokerError(f"Failed to subscribe socket to the {channel} channel - {error}")
             )
