@@ -160,8 +160,13 @@ class JsonCodec:
 
     def encode(self, value: Any) -> str:
         """Encode a packet or batch as compact JSON text."""
-        if value.__class__ is str and (value == "#1" or value == "#2"):
-            return value
+        cls = value.__class__
+        if cls is dict and len(value) == 1:
+            rid = value.get("rid")
+            if rid.__class__ is int:  # the bare acknowledgement, the most frequent packet
+                return f'{{"rid":{rid}}}'
+        elif cls is str and (value == "#1" or value == "#2"):
+            return str(value)
         text = _stringify(value)
         if '"type":"Buffer"' in text:  # rare: only then look for JSON-ified Buffers
             text = _stringify(_replace_buffers(value))
