@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -77,3 +78,18 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
         assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
     for marker in ("hubbub/py.typed", "hubbub/cluster/py.typed", "hubbub/client/py.typed"):
         assert marker in names
+
+
+def test_editable_install_sees_a_new_module(tmp_path: Path) -> None:
+    probe = ROOT / "cluster" / f"_probe_{uuid.uuid4().hex[:8]}.py"
+    probe.write_text("VALUE = 42\n")
+    try:
+        code = f"import hubbub.cluster.{probe.stem} as m; print(m.VALUE)"
+        env = {**os.environ, "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+    finally:
+        probe.unlink()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
