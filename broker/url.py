@@ -64,6 +64,13 @@ def _split_hosts(netloc: str, default_port: int) -> tuple[str | None, str | None
     return username, password, nodes
 
 
+def _db_number(text: str, scheme: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"bad database number {text!r} in {scheme}:// URL") from None
+
+
 def parse_redis_url(url: str) -> RedisTarget:
     """Turn a ``redis*://`` URL into a :class:`RedisTarget`; raises :class:`ValueError` if invalid."""
     parts = urlsplit(url)
@@ -72,6 +79,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     if scheme in ("redis", "rediss"):
         if "," in parts.netloc:
             raise ValueError(f"{scheme}:// takes one host; use redis+cluster:// or redis+sentinel://")
+        _split_hosts(parts.netloc, 6379)  # the port must be a number
+        _db_number(parts.path.strip("/") or query.get("db", "0"), scheme)
         return RedisTarget("standalone", url=url)
     if scheme == "redis+sentinel":
         username, password, nodes = _split_hosts(parts.netloc, 26379)
@@ -79,11 +88,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         service = query.get("service_name") or (segments[0] if segments else None)
         if not service:
             raise ValueError("redis+sentinel:// needs the master name: redis+sentinel://host:26379/mymaster")
-        db_text = query.get("db") or (segments[1] if len(segments) > 1 else "0")
-        try:
-            db = int(db_text)
-        except ValueError:
-            raise ValueError(f"bad database number {db_text!r} in {scheme}:// URL") from None
+        db = _db_number(query.get("db") or (segments[1] if len(segments) > 1 else "0"), scheme)
         return RedisTarget(
             "sentinel",
             nodes=tuple(nodes),

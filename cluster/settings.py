@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from hubbub.broker.url import parse_redis_url
+
 from .config import ServerConfig
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "add_arguments", "load_settings"]
@@ -282,6 +284,12 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
     values["log_level"] = level
     if not values["path"].startswith("/"):
         raise SettingsError(f"{where('path')}: must start with /")
+    broker = values["broker"]
+    if broker not in ("memory://", "memory"):
+        try:
+            parse_redis_url(broker)
+        except ValueError as error:
+            raise SettingsError(f"{where('broker')}: {error}") from None
 
 
 def read_config_file(path: str) -> dict[str, Any]:

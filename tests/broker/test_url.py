@@ -44,10 +44,18 @@ def test_cluster_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://x", "redis://a:1,b:2", "redis+cluster://", "redis+cluster://a:notaport"]
+    "url",
+    [
+        "http://x",
+        "redis://a:1,b:2",
+        "redis+cluster://",
+        "redis+cluster://a:notaport",
+        "redis://h:abc/0",
+        "redis://h:6379/0x",
+    ],
 )
 def test_bad_urls(url: str) -> None:
-    with pytest.raises(ValueError, match=r"scheme|one host|no host|bad port"):
+    with pytest.raises(ValueError, match=r"scheme|one host|no host|bad port|bad database"):
         parse_redis_url(url)
 
 

@@ -104,6 +104,8 @@ def test_value_conversions() -> None:
         ({"drain_timeout": "-1"}, {}, "must not be negative"),
         ({"log_level": "chatty"}, {}, "unknown logging level"),
         ({"metrics_port": "70000"}, {}, "not a port number"),
+        ({"broker": "kafka://x"}, {}, "--broker: unknown broker URL scheme"),
+        ({}, {"HUBBUB_BROKER": "redis://h:abc/0"}, "HUBBUB_BROKER: bad port"),
     ],
 )
 def test_bad_values_name_their_source(cli: dict[str, str], environ: dict[str, str], message: str) -> None:
