@@ -2,7 +2,7 @@
 
 The hub knows which local sockets are on which channel. It tells the broker about a channel on its
 first local subscriber and after its last one leaves, and when the broker delivers a message it
-encodes the ``#publish`` packet once per codec, frames it once, and hands the same bytes to every
+encodes the ``#publish`` packet once, frames it once, and hands the same bytes to every
 subscriber. Sockets with outbound middleware take a slower path of their own.
 """
 
@@ -31,8 +31,11 @@ log = logging.getLogger("hubbub.hub")
 class Hub:
     """Channels of one worker: ``channel -> {socket}`` and the broker subscriptions behind them."""
 
-    def __init__(self, broker: Broker, nursery: trio.Nursery, outbound: list[Middleware]) -> None:
+    def __init__(
+        self, broker: Broker, nursery: trio.Nursery, outbound: list[Middleware], codec: Codec
+    ) -> None:
         self._broker = broker
+        self._codec = codec  # every socket of a worker speaks the worker's codec
         self._nursery = nursery
         self._outbound = outbound
         self._members: dict[str, dict[ServerSocket, None]] = {}
@@ -133,18 +136,13 @@ class Hub:
         if not members:
             return
         self.publications += 1
-        packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
         if self._outbound:
             for socket in members:
                 self._queue_filtered(socket, channel, data)
             return
-        frame = b""
-        frame_codec: Codec | None = None
+        packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
+        frame = frame_message(self._codec.encode(packet))
         for socket in members:
-            codec = socket.codec
-            if codec is not frame_codec:
-                frame_codec = codec
-                frame = frame_message(codec.encode(packet))
             socket.send_frame(frame)
         self.deliveries += len(members)
 

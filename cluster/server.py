@@ -134,7 +134,9 @@ class Server:
         """Accept and serve connections on ``listener`` until cancelled, then close every socket."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self._hub = Hub(self.broker, nursery, self.app.middleware_chains[MiddlewareLine.OUTBOUND])
+            self._hub = Hub(
+                self.broker, nursery, self.app.middleware_chains[MiddlewareLine.OUTBOUND], self.codec
+            )
             nursery.start_soon(self.write_batch.run)
             nursery.start_soon(self._timers)
             nursery.start_soon(self._accept_loop, listener, nursery)
@@ -350,13 +352,13 @@ class Server:
             if not received or ws.state is CLOSED or sock.aborted:
                 return
             if ws.eof_sent and not half_closed:
-                # websockets failed the connection itself (1009, 1002, ...): its close frame is out
-                # and the peer now waits for the TCP close. Send FIN once the frame is written,
-                # keep reading to EOF, and bound the wait by the close timeout.
+                # websockets ended the WebSocket (a completed close handshake, or a failure such
+                # as 1009/1002): the peer now waits for the TCP close. Send FIN once the close
+                # frame is written, keep reading to EOF, and bound the wait by the close timeout.
                 half_closed = True
-                self._closing_after_failure(raw, sock)
+                self._half_close(raw, sock)
 
-    def _closing_after_failure(self, raw: stdsocket.socket, sock: ServerSocket) -> None:
+    def _half_close(self, raw: stdsocket.socket, sock: ServerSocket) -> None:
         if sock.close_deadline is None:
             sent = sock.ws.close_sent
             sock.close_code = sent.code if sent is not None else CloseCode.ABNORMAL

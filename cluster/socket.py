@@ -27,7 +27,6 @@ from hubbub.broker import BrokerUnavailable
 from hubbub.protocol import (
     CallIds,
     CloseCode,
-    Codec,
     Connection,
     Heartbeat,
     Invoke,
@@ -154,10 +153,6 @@ class ServerSocket:
     @property
     def is_authenticated(self) -> bool:
         return self.auth_token is not None
-
-    @property
-    def codec(self) -> Codec:
-        return self._conn.codec
 
     @property
     def outbound_backlog(self) -> int:
