@@ -45,6 +45,9 @@ class Hub:
         self._releasing = False
         self.deliveries = 0
         self.publications = 0
+        #: ``(channel, data, packet text)`` of the publish under way: a delivery of that very
+        #: object sends the text instead of encoding it (set by ``Server.publish``).
+        self.encoded: tuple[str, Any, str] | None = None
         broker.attach(self.deliver)
 
     @property
@@ -140,8 +143,12 @@ class Hub:
             for socket in members:
                 self._queue_filtered(socket, channel, data)
             return
-        packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
-        frame = frame_message(self._codec.encode(packet))
+        encoded = self.encoded
+        if encoded is not None and encoded[1] is data and encoded[0] == channel:
+            frame = frame_message(encoded[2])
+        else:
+            packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
+            frame = frame_message(self._codec.encode(packet))
         for socket in members:
             socket.send_frame(frame)
         self.deliveries += len(members)

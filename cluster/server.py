@@ -24,7 +24,7 @@ from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
 from hubbub.broker import Broker, BrokerUnavailable
-from hubbub.protocol import CloseCode, ProtocolViolation, get_codec
+from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, get_codec
 from hubbub.protocol.errors import BrokerError, SCError
 
 from .app import App
@@ -85,6 +85,10 @@ class Server:
         self.config = config
         self.broker = broker
         self.codec = get_codec(config.codec)
+        #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
+        self.read_publish: Callable[[str], ClientPublish | None] | None = (
+            self.codec.read_publish if isinstance(self.codec, JsonCodec) else None
+        )
         self.auth = JwtAuth(config.auth_key, default_expiry=config.auth_default_expiry)
         self.stats = ServerStats()
         self.sockets: set[ServerSocket] = set()
@@ -112,14 +116,25 @@ class Server:
         assert self._hub is not None, "the server is not running"
         return self._hub
 
-    async def publish(self, channel: str, data: Any) -> None:
-        """Publish through the broker; raises :class:`BrokerError` when it cannot take the message."""
+    async def publish(self, channel: str, data: Any, *, packet_text: str | None = None) -> None:
+        """Publish through the broker; raises :class:`BrokerError` when it cannot take the message.
+
+        ``packet_text`` is the JSON ``#publish`` packet of ``(channel, data)`` when the caller
+        already has it; a broker that delivers in this process before returning lets the hub
+        send it instead of encoding ``data`` again.
+        """
         started = time.perf_counter()
+        hub = self._hub
+        if packet_text is not None and hub is not None:
+            hub.encoded = (channel, data, packet_text)
         try:
             await self.broker.publish(channel, data)
         except BrokerUnavailable as error:
             self.stats.broker_errors += 1
             raise BrokerError(f"Failed to publish to the {channel} channel - {error}") from error
+        finally:
+            if hub is not None:
+                hub.encoded = None
         if self.publish_observer is not None:
             self.publish_observer(time.perf_counter() - started)
 

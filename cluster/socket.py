@@ -26,6 +26,7 @@ from websockets.server import ServerProtocol
 from hubbub.broker import BrokerUnavailable
 from hubbub.protocol import (
     CallIds,
+    ClientPublish,
     CloseCode,
     Connection,
     Heartbeat,
@@ -323,7 +324,23 @@ class ServerSocket:
     async def handle_message(self, message: str | bytes) -> None:
         """Process one complete WebSocket message from the client."""
         now = trio.current_time()
-        raw_chain = self._server.app.middleware_chains[MiddlewareLine.INBOUND_RAW]
+        server = self._server
+        chains = server.app.middleware_chains
+        raw_chain = chains[MiddlewareLine.INBOUND_RAW]
+        read_publish = server.read_publish
+        if (
+            read_publish is not None
+            and message.__class__ is str
+            and not raw_chain
+            and not chains[MiddlewareLine.INBOUND]
+            and self.state == "open"
+            and server.config.allow_client_publish
+        ):
+            publish = read_publish(message)
+            if publish is not None:
+                self.liveness.on_message(now)
+                await self._publish_plain(publish)
+                return
         if raw_chain:
             action = Action(ActionType.MESSAGE, socket=self, data=message)
             if await run_middleware(raw_chain, action) is not None:
@@ -541,6 +558,17 @@ class ServerSocket:
             return
         if cid is not None:
             self.respond(cid)
+
+    async def _publish_plain(self, publish: ClientPublish) -> None:
+        """``#publish`` with no inbound middleware, its packet text already known (the hot path)."""
+        if self.auth_token is not None:
+            self._expire_token()
+        try:
+            await self._server.publish(publish.channel, publish.data, packet_text=publish.packet_text)
+        except BrokerError as error:
+            self.respond_error(publish.cid, error)
+            return
+        self.respond(publish.cid)
 
     async def _on_invoke(self, event: str, data: Any, cid: int | float, expired: SCError | None) -> None:
         if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:

@@ -1,5 +1,6 @@
 """The SocketCluster v20 protocol, without I/O: codecs, packets, errors, close codes, connection rules."""
 
+from .codec import ClientPublish as ClientPublish
 from .codec import Codec as Codec
 from .codec import CodecError as CodecError
 from .codec import JsonCodec as JsonCodec

@@ -12,9 +12,9 @@ import base64
 import json
 import math
 import re
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Codec", "CodecError", "JsonCodec", "get_codec"]
+__all__ = ["ClientPublish", "Codec", "CodecError", "JsonCodec", "get_codec"]
 
 
 class CodecError(ValueError):
@@ -37,6 +37,16 @@ class Codec(Protocol):
     def decode(self, message: str | bytes) -> Any: ...
 
 
+class ClientPublish(NamedTuple):
+    """A client's ``#publish`` invoke, read by :meth:`JsonCodec.read_publish`."""
+
+    channel: str
+    data: Any
+    cid: int
+    #: The ``#publish`` packet subscribers receive: ``{"event":"#publish","data":{channel, data}}``.
+    packet_text: str
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"base64": True, "data": base64.b64encode(value).decode("ascii")}
@@ -50,6 +60,9 @@ def _reject_constant(name: str) -> Any:
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _JSON_START = frozenset("{[")
+_PUBLISH_HEAD = '{"event":"#publish","data":{"channel":"'
+_PUBLISH_VALUE_AT = len('{"event":"#publish","data":')
+_PUBLISH_TAIL = re.compile(r',"cid":([1-9][0-9]{0,14})}')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JS_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)")
 _JS_SPACE = (  # what String.prototype.trim removes
@@ -171,6 +184,34 @@ class JsonCodec:
         if '"type":"Buffer"' in text:  # rare: only then look for JSON-ified Buffers
             text = _stringify(_replace_buffers(value))
         return text
+
+    def read_publish(self, message: str) -> ClientPublish | None:
+        """Read a ``#publish`` invoke in the form official clients send, else None.
+
+        The form is ``{"event":"#publish","data":{"channel":C,"data":D},"cid":N}``, keys in that
+        order and no others. The subscribers' packet is then the client's own text of the
+        ``{"channel":C,"data":D}`` object wrapped in ``{"event":"#publish","data":...}``, so the
+        payload is not encoded again; it means what the normal encoding of the decoded value
+        would mean to any JSON parser. Anything else (None) takes the general path, which
+        applies the codec's rules to the decoded value, and so do texts that mention ``Buffer``
+        or hold ``\\u`` escapes (the encoder rewrites Node Buffers and lone surrogates).
+        """
+        if not message.startswith(_PUBLISH_HEAD):
+            return None
+        try:
+            value, end = _decoder.raw_decode(message, _PUBLISH_VALUE_AT)
+        except (ValueError, RecursionError):
+            return None
+        tail = _PUBLISH_TAIL.fullmatch(message, end)
+        if tail is None or value.__class__ is not dict or len(value) != 2 or "data" not in value:
+            return None
+        channel = value["channel"]
+        if channel.__class__ is not str:
+            return None
+        packet_text = '{"event":"#publish","data":' + message[_PUBLISH_VALUE_AT:end] + "}"
+        if "Buffer" in packet_text or "\\u" in packet_text:  # what the encoder may rewrite: let it
+            return None
+        return ClientPublish(channel, value["data"], int(tail.group(1)), packet_text)
 
     def decode(self, message: str | bytes) -> Any:
         """Decode JSON text; text that is not a JSON object or array is returned as the raw string."""

@@ -212,3 +212,59 @@ def test_batch_round_trip(batch: list[dict[str, Any]]) -> None:
 def test_bytes_round_trip_as_base64_object(data: bytes) -> None:
     decoded = codec.decode(codec.encode({"event": "bin", "data": data}))
     assert decoded == {"event": "bin", "data": {"base64": True, "data": base64.b64encode(data).decode()}}
+
+
+# -- read_publish: the client #publish fast path ---------------------------------------------
+
+
+def _publish_text(channel: Any, data: Any, cid: int) -> str:
+    """A #publish invoke as socketcluster-client sends it (JSON.stringify, key order event, data, cid)."""
+    return codec.encode({"event": "#publish", "data": {"channel": channel, "data": data}, "cid": cid})
+
+
+def test_read_publish_gives_the_subscribers_packet_without_reencoding() -> None:
+    text = '{"event":"#publish","data":{"channel":"room","data":{"n":1.50,"s":"é"}},"cid":17}'
+    publish = codec.read_publish(text)
+    assert publish is not None
+    assert (publish.channel, publish.data, publish.cid) == ("room", {"n": 1.5, "s": "é"}, 17)
+    # The client's own text of the payload (1.50 stays 1.50), wrapped as the server's #publish packet.
+    assert publish.packet_text == '{"event":"#publish","data":{"channel":"room","data":{"n":1.50,"s":"é"}}}'
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.none(), json_like), st.text(max_size=20), st.integers(min_value=1, max_value=2**40))
+def test_read_publish_agrees_with_decode_and_encode(data: Any, channel: str, cid: int) -> None:
+    text = _publish_text(channel, data, cid)
+    publish = codec.read_publish(text)
+    expected_packet = codec.encode({"event": "#publish", "data": {"channel": channel, "data": data}})
+    if publish is None:  # only texts the encoder may rewrite are left to the general path
+        assert "Buffer" in text or "\\u" in text
+        return
+    assert (publish.channel, publish.cid) == (channel, cid)
+    assert publish.data == codec.decode(text)["data"]["data"]
+    assert json.loads(publish.packet_text) == json.loads(expected_packet)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"event":"#publish","data":{"channel":"a","data":1}}',  # no cid: a transmit
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":"7"}',  # cid not a number
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":7.5}',
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":0}',
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":7,"x":1}',  # another member
+        '{"event":"#publish","data":{"channel":"a","data":1,"x":2},"cid":7}',  # extra payload key
+        '{"event":"#publish","data":{"channel":"a"},"cid":7}',  # no data
+        '{"event":"#publish","data":{"channel":"a","channel":5,"data":1},"cid":7}',  # channel not a string
+        '{"event":"#publish","data":{"channel":"a","data":NaN},"cid":7}',  # JSON.parse rejects it
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":7} ',  # trailing text
+        '{"event":"#publish","data":{"channel":"a","data":{"type":"Buffer","data":[1]}},"cid":7}',
+        '{"event":"#publish","data":{"channel":"a","data":"\\ud800"},"cid":7}',  # lone surrogate
+        '{"event":"#publish","data":{"channel":"a","data":1},"cid":7',  # truncated
+        '{"event":"#publish","data":{"channel":"a","data":[' * 1 + "[" * 100_000 + "]" * 100_000 + "]},\"cid\":7}",
+        '{"event":"#subscribe","data":{"channel":"a"},"cid":7}',
+        '{"data":{"channel":"a","data":1},"event":"#publish","cid":7}',  # another key order
+    ],
+)
+def test_read_publish_leaves_other_forms_to_the_general_path(text: str) -> None:
+    assert codec.read_publish(text) is None
