@@ -33,6 +33,10 @@ class MemoryBroker:
         self._channels.discard(channel)
 
     async def publish(self, channel: str, data: Any) -> None:
+        self.publish_now(channel, data)
+
+    def publish_now(self, channel: str, data: Any) -> None:
+        """:meth:`publish` without the coroutine: delivery is inline either way."""
         if channel in self._channels:
             self._deliver(channel, data)
 

@@ -24,6 +24,7 @@ from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
 from hubbub.broker import Broker, BrokerUnavailable
+from hubbub.broker.memory import MemoryBroker
 from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, get_codec
 from hubbub.protocol.errors import BrokerError, SCError
 
@@ -85,10 +86,15 @@ class Server:
         self.config = config
         self.broker = broker
         self.codec = get_codec(config.codec)
+        self._publish_now: Callable[[str, Any], None] | None = (
+            broker.publish_now if isinstance(broker, MemoryBroker) else None
+        )
         #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
         self.read_publish: Callable[[str], ClientPublish | None] | None = (
             self.codec.read_publish if isinstance(self.codec, JsonCodec) else None
         )
+        #: Plain client publishes are served synchronously from the read loop (JSON, memory broker).
+        self.publishes_inline = self.read_publish is not None and self._publish_now is not None
         self.auth = JwtAuth(config.auth_key, default_expiry=config.auth_default_expiry)
         self.stats = ServerStats()
         self.sockets: set[ServerSocket] = set()
@@ -115,6 +121,23 @@ class Server:
     def hub(self) -> Hub:
         assert self._hub is not None, "the server is not running"
         return self._hub
+
+    def publish_inline(self, channel: str, data: Any, packet_text: str) -> None:
+        """Publish through the in-process broker without awaiting (only when :attr:`publishes_inline`).
+
+        ``packet_text`` is the JSON ``#publish`` packet of ``(channel, data)``: the hub sends it
+        as it is instead of encoding ``data`` again.
+        """
+        assert self._publish_now is not None
+        started = time.perf_counter()
+        hub = self.hub
+        hub.encoded = (channel, data, packet_text)
+        try:
+            self._publish_now(channel, data)
+        finally:
+            hub.encoded = None
+        if self.publish_observer is not None:
+            self.publish_observer(time.perf_counter() - started)
 
     async def publish(self, channel: str, data: Any, *, packet_text: str | None = None) -> None:
         """Publish through the broker; raises :class:`BrokerError` when it cannot take the message.
@@ -360,6 +383,10 @@ class Server:
                     payload, is_text = b"".join(fragments), fragment_opcode is Opcode.TEXT
                     fragments = []
                 else:
+                    continue
+                if is_text and sock.publish_inline(payload):
+                    if sock.close_deadline is not None:
+                        break
                     continue
                 if not await self._dispatch(ws, sock, payload, is_text):
                     break

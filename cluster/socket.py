@@ -59,7 +59,7 @@ __all__ = ["ServerSocket", "frame_message"]
 
 log = logging.getLogger("hubbub.socket")
 _ids = count()
-_RESERVED_TRANSMITS = frozenset({"#publish", "#subscribe", "#unsubscribe", "#removeAuthToken"})
+_PUBLISH_HEAD = b'{"event":"#publish","data":{"channel":"'
 
 
 def make_socket_id() -> str:
@@ -558,6 +558,33 @@ class ServerSocket:
             return
         if cid is not None:
             self.respond(cid)
+
+    def publish_inline(self, payload: bytes) -> bool:
+        """Serve a plain ``#publish`` text frame without awaiting, if this worker can; else False.
+
+        That takes the JSON codec, a broker that delivers in this process and no inbound
+        middleware (see :meth:`~hubbub.protocol.JsonCodec.read_publish` for the form).
+        """
+        server = self._server
+        read = server.read_publish
+        if read is None or not (server.publishes_inline and payload.startswith(_PUBLISH_HEAD)) or self.state != "open":
+            return False
+        chains = server.app.middleware_chains
+        if chains[MiddlewareLine.INBOUND_RAW] or chains[MiddlewareLine.INBOUND] or not server.config.allow_client_publish:
+            return False
+        try:
+            publish = read(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            return False
+        if publish is None:
+            return False
+        server.stats.messages_in += 1
+        self.liveness.on_message(trio.current_time())
+        if self.auth_token is not None:
+            self._expire_token()
+        server.publish_inline(publish.channel, publish.data, publish.packet_text)
+        self.respond(publish.cid)
+        return True
 
     async def _publish_plain(self, publish: ClientPublish) -> None:
         """``#publish`` with no inbound middleware, its packet text already known (the hot path)."""
