@@ -17,8 +17,8 @@ import trio
 from hubbub.broker import Broker, BrokerUnavailable
 from hubbub.protocol import Codec
 
+from .framing import frame_message
 from .middleware import Action, ActionType, Middleware, run_middleware
-from .socket import frame_message
 
 if TYPE_CHECKING:
     from .socket import ServerSocket

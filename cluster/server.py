@@ -31,11 +31,12 @@ from hubbub.protocol.errors import BrokerError, SCError
 from .app import App
 from .auth import JwtAuth
 from .config import ServerConfig
+from .framing import frame_message
 from .http import HttpRequest, json_response, origin_allowed, plain_response
 from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import WriteBatch
-from .socket import ServerSocket, frame_message
+from .socket import ServerSocket
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
 
