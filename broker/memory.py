@@ -32,6 +32,13 @@ class MemoryBroker:
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
 
+    def set_subscribed(self, channel: str, subscribed: bool) -> None:
+        """:meth:`subscribe` or :meth:`unsubscribe` without the coroutine (neither ever waits)."""
+        if subscribed:
+            self._channels.add(channel)
+        else:
+            self._channels.discard(channel)
+
     async def publish(self, channel: str, data: Any) -> None:
         self.publish_now(channel, data)
 

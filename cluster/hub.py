@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hubbub.broker import Broker, BrokerUnavailable
+from hubbub.broker import Broker, BrokerUnavailable, MemoryBroker
 from hubbub.protocol import Codec
 
 from .framing import frame_message
@@ -35,6 +36,10 @@ class Hub:
         self, broker: Broker, nursery: trio.Nursery, outbound: list[Middleware], codec: Codec
     ) -> None:
         self._broker = broker
+        #: Sets a channel's subscription at a broker that never waits (in-process), else None.
+        self._inline: Callable[[str, bool], None] | None = (
+            broker.set_subscribed if isinstance(broker, MemoryBroker) else None
+        )
         self._codec = codec  # every socket of a worker speaks the worker's codec
         self._nursery = nursery
         self._outbound = outbound
@@ -62,6 +67,9 @@ class Hub:
         members = self._members.setdefault(channel, {})
         members[socket] = None
         socket.channels.add(channel)
+        if self._inline is not None:
+            self._inline(channel, True)
+            return
         if channel in self._at_broker and channel not in self._locks:
             return  # the broker already sends this channel here (a release may be pending: it sees the member)
         try:
@@ -74,6 +82,9 @@ class Hub:
     def unsubscribe(self, socket: ServerSocket, channel: str) -> None:
         """Remove ``socket`` from ``channel``; the broker is told in the background if it was the last."""
         if self._remove(socket, channel):
+            if self._inline is not None:
+                self._inline(channel, False)
+                return
             self._to_release.add(channel)
             if not self._releasing:
                 self._releasing = True

@@ -352,10 +352,15 @@ class Server:
         if leftover:  # frames the client sent right behind its upgrade request
             ws.receive_data(leftover)
         received = 1
+        # A read that did not fill the buffer took all the kernel had: the next one waits first
+        # instead of spending a syscall on EAGAIN (readiness is level-triggered, nothing is missed).
+        wait_first = False
         while True:
             if received and not leftover:
-                received = _recv_into(raw, view)
-                if received < 0:  # nothing to read; wait outside the except block (no exception kept alive)
+                if not wait_first:
+                    received = _recv_into(raw, view)
+                if wait_first or received < 0:  # wait outside the except block (no exception kept alive)
+                    wait_first = False
                     if sock.aborted:
                         return
                     try:
@@ -363,6 +368,7 @@ class Server:
                     except trio.ClosedResourceError:
                         return
                     continue
+                wait_first = 0 < received < _RECV_SIZE
                 if received:
                     ws.receive_data(view[:received].tobytes())
                 else:
@@ -396,23 +402,35 @@ class Server:
                 return
             if ws.eof_sent and not half_closed:
                 # websockets ended the WebSocket (a completed close handshake, or a failure such
-                # as 1009/1002): the peer now waits for the TCP close. Send FIN once the close
-                # frame is written, keep reading to EOF, and bound the wait by the close timeout.
+                # as 1009/1002): the peer now waits for the TCP close.
                 half_closed = True
-                self._half_close(raw, sock)
+                if self._end_tcp(raw, sock):
+                    return
 
-    def _half_close(self, raw: stdsocket.socket, sock: ServerSocket) -> None:
+    def _end_tcp(self, raw: stdsocket.socket, sock: ServerSocket) -> bool:
+        """After the WebSocket ended: True to close the connection now, else half-close it.
+
+        After a completed close handshake the peer sends nothing more, so once the close frame
+        is written the connection is closed at once. After a failure (1009, 1002) the peer may
+        still be sending: FIN is sent once the close frame is written and reading goes on to
+        EOF (bounded by the close timeout), so its data never meets a reset that could destroy
+        the close frame before it is read.
+        """
         if sock.close_deadline is None:
             sent = sock.ws.close_sent
             sock.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
             sock.close_deadline = trio.current_time() + self.config.close_timeout
             self.closing.add(sock)
         sock.send_pending()
-        if sock.outbound_backlog == 0:
-            try:
-                raw.shutdown(stdsocket.SHUT_WR)
-            except OSError:
-                pass
+        if sock.outbound_backlog:
+            return False
+        if sock.ws.close_rcvd is not None:
+            return True
+        try:
+            raw.shutdown(stdsocket.SHUT_WR)
+        except OSError:
+            pass
+        return False
 
     async def _dispatch(self, ws: ServerProtocol, sock: ServerSocket, payload: bytes, is_text: bool) -> bool:
         """Hand one message to the socket; False when the connection must stop reading."""
