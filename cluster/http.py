@@ -52,7 +52,10 @@ class HttpRequest:
     @property
     def path(self) -> str:
         """The URL path without the query string."""
-        return urlsplit(self.url).path
+        url = self.url
+        if url.startswith("/"):  # origin-form, what clients send: no scheme, no fragment
+            return url.partition("?")[0]
+        return urlsplit(url).path
 
     @property
     def query(self) -> dict[str, str]:

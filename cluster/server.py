@@ -1,15 +1,17 @@
 """A hubbub worker: the accept loop, the HTTP upgrade, each connection's read loop, timers.
 
 I/O is done on plain non-blocking sockets with trio's ``wait_readable``/``wait_writable``: a read is
-tried first and waited for only when the kernel has nothing, a write goes straight to the kernel
-(see :mod:`.outbound`). One task per connection reads; nothing else runs per connection unless a
-procedure, a receiver or a backed-up write needs it. One timer task for the whole worker sends
-pings and enforces the handshake, pong and close deadlines.
+tried first and waited for only when the kernel has nothing (or the last read emptied it), a write
+goes straight to the kernel (see :mod:`.outbound`). One task per connection reads; nothing else
+runs per connection unless a procedure, a receiver or a backed-up write needs it. One timer task
+for the whole worker sends pings (spread over the interval) and enforces the handshake, pong and
+close deadlines.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket as stdsocket
 import time
@@ -63,6 +65,7 @@ def bind_listener(host: str, port: int, backlog: int = 4096) -> stdsocket.socket
     family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
     sock = stdsocket.socket(family, stdsocket.SOCK_STREAM)
     sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+    sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)  # accepted sockets inherit it
     sock.bind((host, port))
     sock.listen(backlog)
     sock.setblocking(False)
@@ -99,6 +102,11 @@ class Server:
         self.auth = JwtAuth(config.auth_key, default_expiry=config.auth_default_expiry)
         self.stats = ServerStats()
         self.sockets: set[ServerSocket] = set()
+        # The timer task's tick: a fraction of the shortest timeout, and a divisor of the ping interval.
+        base_tick = max(0.02, min(1.0, config.ping_interval, config.handshake_timeout, config.close_timeout) / 4)
+        self._ping_slots: list[set[ServerSocket]] = [
+            set() for _ in range(max(1, math.ceil(config.ping_interval / base_tick)))
+        ]
         self.connecting: set[ServerSocket] = set()
         self.closing: set[ServerSocket] = set()
         self._ping_frame = frame_message("" if config.protocol_version == 2 else "#1")
@@ -192,6 +200,11 @@ class Server:
                 await self._all_closed.wait()
 
     async def _accept_loop(self, listener: stdsocket.socket, nursery: trio.Nursery) -> None:
+        # Linux copies TCP_NODELAY from the listener to accepted sockets; set it per socket only
+        # for a listener made elsewhere without it.
+        set_nodelay = listener.family != stdsocket.AF_UNIX and not listener.getsockopt(
+            stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY
+        )
         while self._accepting:
             await trio.lowlevel.wait_readable(listener)
             while self._accepting:
@@ -204,24 +217,31 @@ class Server:
                     await trio.sleep(0.1)
                     break
                 raw.setblocking(False)
-                if raw.family != stdsocket.AF_UNIX:
+                if set_nodelay:
                     raw.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
                 nursery.start_soon(self._connection, raw, address)
 
+    def _ping_slot(self, sock: ServerSocket) -> set[ServerSocket]:
+        return self._ping_slots[(hash(sock) >> 4) % len(self._ping_slots)]
+
     async def _timers(self) -> None:
+        # Every tick pings one slot of the open sockets, so each socket is pinged once per ping
+        # interval, always at the same phase, and the pongs of many sockets never come at once.
         config = self.config
-        tick = max(0.02, min(1.0, config.ping_interval, config.handshake_timeout, config.close_timeout) / 4)
-        next_ping = trio.current_time() + config.ping_interval
+        slots = self._ping_slots
+        tick = config.ping_interval / len(slots)
+        slot = 0
+        next_tick = trio.current_time() + tick
         while True:
-            await trio.sleep(tick)
+            await trio.sleep_until(next_tick)
+            next_tick += tick
             now = trio.current_time()
-            if now >= next_ping:
-                next_ping = now + config.ping_interval
-                for sock in list(self.sockets):
-                    if sock.liveness.expired(now):
-                        sock.disconnect(CloseCode.CLIENT_PONG_TIMEOUT)
-                    else:
-                        sock.send_frame(self._ping_frame)
+            for sock in list(slots[slot]):
+                if sock.liveness.expired(now):
+                    sock.disconnect(CloseCode.CLIENT_PONG_TIMEOUT)
+                else:
+                    sock.send_frame(self._ping_frame)
+            slot = (slot + 1) % len(slots)
             for raw, deadline in list(self._upgrading.items()):
                 if now > deadline:
                     del self._upgrading[raw]
@@ -261,7 +281,8 @@ class Server:
         finally:
             if sock is not None:
                 self._forget(sock)
-            trio.lowlevel.notify_closing(raw)
+            if sock is None or sock.outbound_backlog:  # else no task can be waiting on the socket
+                trio.lowlevel.notify_closing(raw)
             raw.close()
 
     async def _upgrade(
@@ -456,12 +477,14 @@ class Server:
     def socket_opened(self, sock: ServerSocket) -> None:
         self.connecting.discard(sock)
         self.sockets.add(sock)
+        self._ping_slot(sock).add(sock)
         for hook in self.app.connection_hooks:
             self.spawn(hook, sock)
 
     def _forget(self, sock: ServerSocket) -> None:
         was_open = sock in self.sockets
         self.sockets.discard(sock)
+        self._ping_slot(sock).discard(sock)
         self.connecting.discard(sock)
         self.closing.discard(sock)
         sock.state = "closed"

@@ -62,9 +62,19 @@ _ids = count()
 _PUBLISH_HEAD = b'{"event":"#publish","data":{"channel":"'
 
 
+_random_pool = memoryview(b"")
+
+
 def make_socket_id() -> str:
-    """20 URL-safe characters: 12 random bytes and a 3-byte per-process sequence (as base64id)."""
-    raw = os.urandom(12) + (next(_ids) & 0xFFFFFF).to_bytes(3, "big")
+    """20 URL-safe characters: 12 random bytes and a 3-byte per-process sequence (as base64id).
+
+    The random bytes come from a pool drawn from ``os.urandom`` 4 KiB at a time, as base64id does.
+    """
+    global _random_pool
+    if len(_random_pool) < 12:
+        _random_pool = memoryview(os.urandom(4092))
+    raw = _random_pool[:12].tobytes() + (next(_ids) & 0xFFFFFF).to_bytes(3, "big")
+    _random_pool = _random_pool[12:]
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
