@@ -36,6 +36,7 @@ from hubbub.protocol import (
     Transmit,
 )
 from hubbub.protocol import Response as ResponsePacket
+from hubbub.protocol.codec import PUBLISH_PREFIX
 from hubbub.protocol.errors import (
     AuthTokenExpiredError,
     BrokerError,
@@ -59,7 +60,7 @@ __all__ = ["ServerSocket"]
 
 log = logging.getLogger("hubbub.socket")
 _ids = count()
-_PUBLISH_HEAD = b'{"event":"#publish","data":{"channel":"'
+_PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
 
 
 _random_pool = memoryview(b"")
@@ -340,14 +341,7 @@ class ServerSocket:
         chains = server.app.middleware_chains
         raw_chain = chains[MiddlewareLine.INBOUND_RAW]
         read_publish = server.read_publish
-        if (
-            read_publish is not None
-            and message.__class__ is str
-            and not raw_chain
-            and not chains[MiddlewareLine.INBOUND]
-            and self.state == "open"
-            and server.config.allow_client_publish
-        ):
+        if read_publish is not None and message.__class__ is str and self._plain_publish_allowed():
             publish = read_publish(message)
             if publish is not None:
                 self.liveness.on_message(now)
@@ -579,10 +573,9 @@ class ServerSocket:
         """
         server = self._server
         read = server.read_publish
-        if read is None or not (server.publishes_inline and payload.startswith(_PUBLISH_HEAD)) or self.state != "open":
+        if not (read is not None and server.publishes_inline and payload.startswith(_PUBLISH_PREFIX)):
             return False
-        chains = server.app.middleware_chains
-        if chains[MiddlewareLine.INBOUND_RAW] or chains[MiddlewareLine.INBOUND] or not server.config.allow_client_publish:
+        if not self._plain_publish_allowed():
             return False
         try:
             publish = read(payload.decode("utf-8"))
@@ -597,6 +590,17 @@ class ServerSocket:
         server.publish_inline(publish.channel, publish.data, publish.packet_text)
         self.acknowledge(publish.cid)
         return True
+
+    def _plain_publish_allowed(self) -> bool:
+        """Whether a ``#publish`` may skip the general path: open, no inbound middleware, publish on."""
+        server = self._server
+        chains = server.app.middleware_chains
+        return (
+            self.state == "open"
+            and not chains[MiddlewareLine.INBOUND_RAW]
+            and not chains[MiddlewareLine.INBOUND]
+            and server.config.allow_client_publish
+        )
 
     async def _publish_plain(self, publish: ClientPublish) -> None:
         """``#publish`` with no inbound middleware, its packet text already known (the hot path)."""

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["ClientPublish", "Codec", "CodecError", "JsonCodec", "get_codec"]
+__all__ = ["PUBLISH_PREFIX", "ClientPublish", "Codec", "CodecError", "JsonCodec", "get_codec"]
 
 
 class CodecError(ValueError):
@@ -60,7 +60,8 @@ def _reject_constant(name: str) -> Any:
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _JSON_START = frozenset("{[")
-_PUBLISH_HEAD = '{"event":"#publish","data":{"channel":"'
+#: How every message :meth:`JsonCodec.read_publish` can read begins.
+PUBLISH_PREFIX = '{"event":"#publish","data":{"channel":"'
 _PUBLISH_VALUE_AT = len('{"event":"#publish","data":')
 _PUBLISH_TAIL = re.compile(r',"cid":([1-9][0-9]{0,14})}')
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -196,7 +197,7 @@ class JsonCodec:
         applies the codec's rules to the decoded value, and so do texts that mention ``Buffer``
         or hold ``\\u`` escapes (the encoder rewrites Node Buffers and lone surrogates).
         """
-        if not message.startswith(_PUBLISH_HEAD):
+        if not message.startswith(PUBLISH_PREFIX):
             return None
         try:
             value, end = _decoder.raw_decode(message, _PUBLISH_VALUE_AT)
