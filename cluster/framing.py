@@ -23,7 +23,7 @@ _binary_headers: dict[int, bytes] = {}
 def _header(opcode: Opcode, length: int, kept: dict[int, bytes]) -> bytes | None:
     header = kept.get(length)
     if header is None and length < _KEPT_BELOW and len(kept) < _MAX_KEPT:
-        header = kept[length] = Frame(opcode, bytes(length)).serialize(mask=False)[:-length or None]
+        header = kept[length] = Frame(opcode, bytes(length)).serialize(mask=False)[: -length or None]
     return header
 
 

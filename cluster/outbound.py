@@ -38,6 +38,22 @@ class Owner(Protocol):
         ...
 
 
+class _Detached:
+    """The owner of an :class:`Outbound` whose connection ended: nothing is left to tell."""
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        pass
+
+    def overflowed(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+
+
 class WriteBatch:
     """The sockets written to since the batch task last ran; :meth:`run` sends their bytes."""
 
@@ -154,6 +170,11 @@ class Outbound:
             self._owner.overflowed()
         self._flushing = True
         self._owner.spawn(self._flush)
+
+    def detach(self) -> None:
+        """The connection is gone: drop the reference to its owner (no cycle left to collect)."""
+        self.closed = True
+        self._owner = _DETACHED
 
     def _fail(self) -> None:
         self.closed = True

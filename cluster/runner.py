@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -138,6 +139,8 @@ def run_worker(
             )
             return 2
         print(f"hubbub metrics on {status_url(status)}", flush=True)
+    # Everything loaded so far lives as long as the worker: keep it out of the collector's scans.
+    gc.freeze()
     try:
         trio.run(
             partial(

@@ -103,7 +103,9 @@ class Server:
         self.stats = ServerStats()
         self.sockets: set[ServerSocket] = set()
         # The timer task's tick: a fraction of the shortest timeout, and a divisor of the ping interval.
-        base_tick = max(0.02, min(1.0, config.ping_interval, config.handshake_timeout, config.close_timeout) / 4)
+        base_tick = max(
+            0.02, min(1.0, config.ping_interval, config.handshake_timeout, config.close_timeout) / 4
+        )
         self._ping_slots: list[set[ServerSocket]] = [
             set() for _ in range(max(1, math.ceil(config.ping_interval / base_tick)))
         ]

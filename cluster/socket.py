@@ -697,6 +697,10 @@ class ServerSocket:
         self._calls = None
         for scope in self._tasks or ():
             scope.cancel()
+        self._out.detach()
+        # websockets' protocol holds its frame parser, a generator holding the protocol: closing
+        # the generator lets reference counting free the connection instead of the cycle collector.
+        self.ws.parser.close()
 
 
 _EventHandler = Callable[[ServerSocket, Any, "int | float | None"], Awaitable[None]]

@@ -52,7 +52,9 @@ class Peer:
             self.events.append(message)
 
     def invoke(self, event: str, data: Any) -> dict[str, Any]:
-        return self.reply(self.send_invoke(json.dumps({"event": event, "data": data}, separators=(",", ":"))[:-1]))
+        return self.reply(
+            self.send_invoke(json.dumps({"event": event, "data": data}, separators=(",", ":"))[:-1])
+        )
 
     def next_text(self) -> str:
         """The next non-heartbeat message, as text."""
@@ -86,7 +88,10 @@ def test_payload_reaches_subscribers_as_the_client_wrote_it(hubbub_server: Serve
         assert sub.invoke("#subscribe", {"channel": "c"}) == {"rid": sub.cid}
         cid = pub.send_invoke(publish_text("c", '{"n":1.50,"s":"é","l":[true,null]}'))
         assert pub.reply(cid) == {"rid": cid}
-        assert sub.next_text() == '{"event":"#publish","data":{"channel":"c","data":{"n":1.50,"s":"é","l":[true,null]}}}'
+        assert (
+            sub.next_text()
+            == '{"event":"#publish","data":{"channel":"c","data":{"n":1.50,"s":"é","l":[true,null]}}}'
+        )
         assert pub.events == []  # not subscribed: the publisher gets its ack and nothing else
 
 
@@ -104,7 +109,9 @@ def test_other_forms_are_decoded_and_encoded_again(hubbub_server: ServerFactory)
             cid = pub.send_invoke(form)
             assert pub.reply(cid) == {"rid": cid}
             delivered = sub.next_text()
-            assert delivered.startswith('{"event":"#publish","data":{"channel":"c","data":{"n":1.5'), delivered
+            assert delivered.startswith('{"event":"#publish","data":{"channel":"c","data":{"n":1.5'), (
+                delivered
+            )
             assert "1.50" not in delivered
         assert pub.events == []
 
