@@ -8,9 +8,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
-__all__ = ["HttpRequest", "origin_allowed", "plain_response"]
+__all__ = ["HttpRequest", "origin_allowed", "plain_response", "switching_protocols"]
 
 
 #: Headers that only serve the WebSocket upgrade; they are not kept for the life of a socket.
@@ -61,6 +63,29 @@ class HttpRequest:
     def query(self) -> dict[str, str]:
         """Query parameters (the last value of a repeated key wins)."""
         return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
+
+
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+def switching_protocols(handshake: ServerProtocol, request: Request) -> bytes | None:
+    """The ``101`` answer to a valid upgrade request, as bytes; None when websockets refuses it.
+
+    websockets checks the request and negotiates (``process_request``); the answer holds only
+    what the protocol needs, like socketcluster-server's (no ``Date`` or ``Server`` header). For
+    a refused request, ``handshake.accept(request)`` gives the error response to send.
+    """
+    try:
+        accept, extensions, subprotocol = handshake.process_request(request)
+    except InvalidHandshake:
+        return None
+    lines = [_SWITCHING, b"Sec-WebSocket-Accept: ", accept.encode(), b"\r\n"]
+    if extensions is not None:
+        lines += [b"Sec-WebSocket-Extensions: ", extensions.encode(), b"\r\n"]
+    if subprotocol is not None:
+        lines += [b"Sec-WebSocket-Protocol: ", subprotocol.encode(), b"\r\n"]
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 def plain_response(status: int, reason: str, body: bytes, content_type: str) -> Response:

@@ -34,7 +34,7 @@ from .app import App
 from .auth import JwtAuth
 from .config import ServerConfig
 from .framing import frame_message
-from .http import HttpRequest, json_response, origin_allowed, plain_response
+from .http import HttpRequest, json_response, origin_allowed, plain_response, switching_protocols
 from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import WriteBatch
@@ -312,11 +312,12 @@ class Server:
                 return None
         request = requests[0]
         http_request = HttpRequest.from_websockets(request, remote)
-        response = await self._http_answer(http_request, request, handshake)
-        handshake.send_response(response)
-        _write_all(raw, handshake.data_to_send())
-        if response.status_code != 101:
+        answer = await self._http_answer(http_request, request, handshake)
+        if isinstance(answer, Response):  # anything but an accepted upgrade
+            handshake.send_response(answer)
+            _write_all(raw, handshake.data_to_send())
             return None
+        _write_all(raw, [answer])
         end = head.find(b"\r\n\r\n")
         return http_request, bytes(head[end + 4 :]) if end >= 0 else b""
 
@@ -343,7 +344,10 @@ class Server:
             return plain_response(200, "OK", body, content_type)
         return None
 
-    async def _http_answer(self, http_request: HttpRequest, request: Request, ws: ServerProtocol) -> Response:
+    async def _http_answer(
+        self, http_request: HttpRequest, request: Request, handshake: ServerProtocol
+    ) -> Response | bytes:
+        """The ``101`` to send as bytes when the upgrade is accepted, else the HTTP response."""
         path = http_request.path
         status = self.status_response(path)
         if status is not None:
@@ -363,7 +367,8 @@ class Server:
             if blocked is not None:
                 message = blocked.message if isinstance(blocked, SCError) else str(blocked)
                 return plain_response(401, "Unauthorized", message.encode(), "text/html")
-        return ws.accept(request)
+        accepted = switching_protocols(handshake, request)
+        return accepted if accepted is not None else handshake.accept(request)
 
     async def _read_loop(
         self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket, leftover: bytes

@@ -513,6 +513,58 @@ def test_origins_restrict_the_upgrade(start_server: Callable[..., Any]) -> None:
     assert_serves(server)
 
 
+_UPGRADE = (
+    "GET /socketcluster/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+def _answer_head(server: Any, request: str) -> str:
+    """The status line and headers the worker answers ``request`` with."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def test_upgrade_answer_is_rfc6455s_101(start_server: Callable[..., Any]) -> None:
+    server = start_server()
+    # The key and accept value of RFC 6455 section 1.3; an offered extension is not taken.
+    head = _answer_head(server, _UPGRADE + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+    lines = head.split("\r\n")
+    assert lines[0] == "HTTP/1.1 101 Switching Protocols"
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])}
+    assert headers == {
+        "upgrade": "websocket",
+        "connection": "Upgrade",
+        "sec-websocket-accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_text", "status"),
+    [
+        (_UPGRADE.replace("Version: 13", "Version: 8") + "\r\n", "400"),
+        (_UPGRADE.replace("dGhlIHNhbXBsZSBub25jZQ==", "short") + "\r\n", "400"),
+        (_UPGRADE.replace("Upgrade: websocket\r\n", "") + "\r\n", "426"),
+        (_UPGRADE.replace("Connection: Upgrade", "Connection: keep-alive") + "\r\n", "426"),
+        (_UPGRADE.replace("HTTP/1.1", "HTTP/1.0") + "\r\n", "505"),
+    ],
+    ids=["version", "key", "no-upgrade", "no-connection-upgrade", "http-1.0"],
+)
+def test_invalid_upgrade_gets_websockets_error(
+    start_server: Callable[..., Any], request_text: str, status: str
+) -> None:
+    server = start_server()
+    status_line = _answer_head(server, request_text).split("\r\n", 1)[0]
+    assert status_line.split(" ")[1] == status, status_line
+    assert_serves(server)
+
+
 @pytest.mark.parametrize(
     "garbage",
     [
