@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from websockets.frames import Frame, Opcode
 
-__all__ = ["frame_message"]
+__all__ = ["frame_message", "frame_text"]
 
 #: Payload lengths whose headers are kept (2-byte length field and below); longer ones are rare.
 _KEPT_BELOW = 65536
@@ -27,11 +27,15 @@ def _header(opcode: Opcode, length: int, kept: dict[int, bytes]) -> bytes | None
     return header
 
 
+def frame_text(data: bytes) -> bytes:
+    """Frame a text message that is already UTF-8 (no decode-encode round trip)."""
+    header = _header(Opcode.TEXT, len(data), _text_headers)
+    return header + data if header is not None else Frame(Opcode.TEXT, data).serialize(mask=False)
+
+
 def frame_message(message: str | bytes) -> bytes:
     """Frame one WebSocket message as a server sends it (unmasked, no extensions)."""
     if isinstance(message, str):
-        data = message.encode("utf-8")
-        header = _header(Opcode.TEXT, len(data), _text_headers)
-        return header + data if header is not None else Frame(Opcode.TEXT, data).serialize(mask=False)
+        return frame_text(message.encode("utf-8"))
     header = _header(Opcode.BINARY, len(message), _binary_headers)
     return header + message if header is not None else Frame(Opcode.BINARY, message).serialize(mask=False)

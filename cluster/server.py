@@ -99,6 +99,10 @@ class Server:
         )
         #: Plain client publishes are served synchronously from the read loop (JSON, memory broker).
         self.publishes_inline = self.read_publish is not None and self._publish_now is not None
+        chains = app.middleware_chains
+        #: The app's inbound middleware (the lists themselves: later additions show here too).
+        self.inbound_raw_chain = chains[MiddlewareLine.INBOUND_RAW]
+        self.inbound_chain = chains[MiddlewareLine.INBOUND]
         self.auth = JwtAuth(config.auth_key, default_expiry=config.auth_default_expiry)
         self.stats = ServerStats()
         self.sockets: set[ServerSocket] = set()
@@ -139,16 +143,17 @@ class Server:
         ``packet_text`` is the JSON ``#publish`` packet of ``(channel, data)``: the hub sends it
         as it is instead of encoding ``data`` again.
         """
-        assert self._publish_now is not None
-        started = time.perf_counter()
-        hub = self.hub
+        assert self._publish_now is not None and self._hub is not None
+        observer = self.publish_observer
+        started = time.perf_counter() if observer is not None else 0.0
+        hub = self._hub
         hub.encoded = (channel, data, packet_text)
         try:
             self._publish_now(channel, data)
         finally:
             hub.encoded = None
-        if self.publish_observer is not None:
-            self.publish_observer(time.perf_counter() - started)
+        if observer is not None:
+            observer(time.perf_counter() - started)
 
     async def publish(self, channel: str, data: Any, *, packet_text: str | None = None) -> None:
         """Publish through the broker; raises :class:`BrokerError` when it cannot take the message.
@@ -398,6 +403,7 @@ class Server:
                     continue
                 wait_first = 0 < received < _RECV_SIZE
                 if received:
+                    sock.liveness.on_data(trio.current_time())
                     ws.receive_data(view[:received].tobytes())
                 else:
                     ws.receive_eof()

@@ -48,7 +48,7 @@ from hubbub.protocol.errors import (
 from hubbub.protocol.packets import UNDEFINED, Packet, response_packet, server_invoke_packet, transmit_packet
 
 from .app import Request
-from .framing import frame_message
+from .framing import frame_message, frame_text
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import Outbound
 
@@ -218,7 +218,7 @@ class ServerSocket:
             return
         self._server.stats.messages_out += 1
         if self.state != "closed" and self.close_deadline is None:
-            self._out.write(frame_message(f'{{"rid":{cid}}}'))
+            self._out.write(frame_text(b'{"rid":%d}' % cid))
 
     def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
         self.send_packet(response_packet(cid, error=dehydrate_error(error)))
@@ -336,15 +336,12 @@ class ServerSocket:
 
     async def handle_message(self, message: str | bytes) -> None:
         """Process one complete WebSocket message from the client."""
-        now = trio.current_time()
         server = self._server
-        chains = server.app.middleware_chains
-        raw_chain = chains[MiddlewareLine.INBOUND_RAW]
+        raw_chain = server.app.middleware_chains[MiddlewareLine.INBOUND_RAW]
         read_publish = server.read_publish
         if read_publish is not None and message.__class__ is str and self._plain_publish_allowed():
             publish = read_publish(message)
             if publish is not None:
-                self.liveness.on_message(now)
                 await self._publish_plain(publish)
                 return
         if raw_chain:
@@ -353,10 +350,8 @@ class ServerSocket:
                 return
         for item in self._conn.receive(message):
             if isinstance(item, Heartbeat):
-                self.liveness.on_pong(now)
                 self._expire_token()
                 continue
-            self.liveness.on_message(now)
             await self._process(item)
             if self.state == "closed" or self.close_deadline is not None:
                 return
@@ -572,19 +567,17 @@ class ServerSocket:
         middleware (see :meth:`~hubbub.protocol.JsonCodec.read_publish` for the form).
         """
         server = self._server
-        read = server.read_publish
-        if not (read is not None and server.publishes_inline and payload.startswith(_PUBLISH_PREFIX)):
-            return False
-        if not self._plain_publish_allowed():
+        if not (
+            server.publishes_inline and payload.startswith(_PUBLISH_PREFIX) and self._plain_publish_allowed()
+        ):
             return False
         try:
-            publish = read(payload.decode("utf-8"))
+            publish = server.read_publish(payload.decode("utf-8"))  # type: ignore[misc]
         except UnicodeDecodeError:
             return False
         if publish is None:
             return False
         server.stats.messages_in += 1
-        self.liveness.on_message(trio.current_time())
         if self.auth_token is not None:
             self._expire_token()
         server.publish_inline(publish.channel, publish.data, publish.packet_text)
@@ -594,11 +587,10 @@ class ServerSocket:
     def _plain_publish_allowed(self) -> bool:
         """Whether a ``#publish`` may skip the general path: open, no inbound middleware, publish on."""
         server = self._server
-        chains = server.app.middleware_chains
         return (
             self.state == "open"
-            and not chains[MiddlewareLine.INBOUND_RAW]
-            and not chains[MiddlewareLine.INBOUND]
+            and not server.inbound_raw_chain
+            and not server.inbound_chain
             and server.config.allow_client_publish
         )
 

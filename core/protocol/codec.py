@@ -12,6 +12,7 @@ import base64
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 __all__ = ["PUBLISH_PREFIX", "ClientPublish", "Codec", "CodecError", "JsonCodec", "get_codec"]
@@ -59,6 +60,8 @@ def _reject_constant(name: str) -> Any:
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
+#: The decoder's scanner: one JSON value at an index, as ``raw_decode`` reads it without its wrapper.
+_scan_value: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 _JSON_START = frozenset("{[")
 #: How every message :meth:`JsonCodec.read_publish` can read begins.
 PUBLISH_PREFIX = '{"event":"#publish","data":{"channel":"'
@@ -200,8 +203,8 @@ class JsonCodec:
         if not message.startswith(PUBLISH_PREFIX):
             return None
         try:
-            value, end = _decoder.raw_decode(message, _PUBLISH_VALUE_AT)
-        except (ValueError, RecursionError):
+            value, end = _scan_value(message, _PUBLISH_VALUE_AT)
+        except (StopIteration, ValueError, RecursionError):  # what raw_decode would report as invalid
             return None
         tail = _PUBLISH_TAIL.fullmatch(message, end)
         if tail is None or value.__class__ is not dict or len(value) != 2 or "data" not in value:

@@ -163,10 +163,10 @@ class Connection:
 
 
 class Liveness:
-    """The server's pong timer: expires ``timeout`` seconds after the last reset.
+    """The server's pong timer: expires ``timeout`` seconds after the peer last sent anything.
 
-    A pong always resets it; any other message resets it only when more than ``timeout / 4`` has
-    passed since the last reset (as socketcluster-server does, to keep the per-message cost low).
+    Pongs are what keeps an idle peer alive, but any bytes received show the same: the reader
+    resets the timer once per read, not per message.
     """
 
     __slots__ = ("_last_reset", "timeout")
@@ -175,12 +175,9 @@ class Liveness:
         self.timeout = timeout
         self._last_reset = now
 
-    def on_pong(self, now: float) -> None:
+    def on_data(self, now: float) -> None:
+        """The peer sent something (a pong or any other data) at ``now``."""
         self._last_reset = now
-
-    def on_message(self, now: float) -> None:
-        if now - self._last_reset > self.timeout / 4:
-            self._last_reset = now
 
     def expired(self, now: float) -> bool:
         return now - self._last_reset > self.timeout

@@ -261,7 +261,10 @@ def test_read_publish_agrees_with_decode_and_encode(data: Any, channel: str, cid
         '{"event":"#publish","data":{"channel":"a","data":{"type":"Buffer","data":[1]}},"cid":7}',
         '{"event":"#publish","data":{"channel":"a","data":"\\ud800"},"cid":7}',  # lone surrogate
         '{"event":"#publish","data":{"channel":"a","data":1},"cid":7',  # truncated
-        '{"event":"#publish","data":{"channel":"a","data":[' * 1 + "[" * 100_000 + "]" * 100_000 + "]},\"cid\":7}",
+        '{"event":"#publish","data":{"channel":"a","data":[' * 1
+        + "[" * 100_000
+        + "]" * 100_000
+        + ']},"cid":7}',
         '{"event":"#subscribe","data":{"channel":"a"},"cid":7}',
         '{"data":{"channel":"a","data":1},"event":"#publish","cid":7}',  # another key order
     ],
