@@ -39,6 +39,7 @@ from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import WriteBatch
 from .socket import ServerSocket
+from .upgrade import KnownUpgrade, KnownUpgrades
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
 
@@ -124,6 +125,7 @@ class Server:
         self.write_batch = WriteBatch()
         #: Connections still in their HTTP phase, with the time their handshake timeout expires.
         self._upgrading: dict[stdsocket.socket, float] = {}
+        self._known_upgrades = KnownUpgrades()
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
@@ -296,7 +298,7 @@ class Server:
         self, raw: stdsocket.socket, remote: tuple[str, int] | None
     ) -> tuple[HttpRequest, bytes] | None:
         """Read the HTTP request and answer it; on a WebSocket upgrade, the request and any bytes after it."""
-        handshake = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
+        handshake: ServerProtocol | None = None
         head = bytearray()
         view = self._recv_view
         while True:
@@ -308,6 +310,13 @@ class Server:
                 return None
             data = view[:received].tobytes()
             head += data
+            if handshake is None:
+                end = head.find(b"\r\n\r\n")
+                known = self._known_upgrades.find(bytes(head[: end + 4])) if end >= 0 else None
+                if known is not None:
+                    return await self._upgrade_known(raw, remote, *known, bytes(head[end + 4 :]))
+                handshake = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
+                data = bytes(head)
             handshake.receive_data(data)
             requests = [e for e in handshake.events_received() if isinstance(e, Request)]
             if requests:
@@ -317,14 +326,33 @@ class Server:
                 return None
         request = requests[0]
         http_request = HttpRequest.from_websockets(request, remote)
-        answer = await self._http_answer(http_request, request, handshake)
-        if isinstance(answer, Response):  # anything but an accepted upgrade
-            handshake.send_response(answer)
+        refusal = await self._http_answer(http_request)
+        accepted = switching_protocols(handshake, request) if refusal is None else None
+        if accepted is None:
+            handshake.send_response(refusal or handshake.accept(request))  # websockets' error response
             _write_all(raw, handshake.data_to_send())
             return None
-        _write_all(raw, [answer])
+        _write_all(raw, [accepted])
         end = head.find(b"\r\n\r\n")
-        return http_request, bytes(head[end + 4 :]) if end >= 0 else b""
+        self._known_upgrades.add(bytes(head[: end + 4]), http_request, accepted)
+        return http_request, bytes(head[end + 4 :])
+
+    async def _upgrade_known(
+        self,
+        raw: stdsocket.socket,
+        remote: tuple[str, int] | None,
+        known: KnownUpgrade,
+        key: str,
+        rest: bytes,
+    ) -> tuple[HttpRequest, bytes] | None:
+        """:meth:`_upgrade` for a request websockets accepted before, but for its key."""
+        http_request = known.request(remote)
+        refusal = await self._http_answer(http_request)
+        if refusal is not None:
+            _write_all(raw, [refusal.serialize()])
+            return None
+        _write_all(raw, [known.response(key)])
+        return http_request, rest
 
     def status_response(self, path: str) -> Response | None:
         """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path)."""
@@ -349,17 +377,15 @@ class Server:
             return plain_response(200, "OK", body, content_type)
         return None
 
-    async def _http_answer(
-        self, http_request: HttpRequest, request: Request, handshake: ServerProtocol
-    ) -> Response | bytes:
-        """The ``101`` to send as bytes when the upgrade is accepted, else the HTTP response."""
+    async def _http_answer(self, http_request: HttpRequest) -> Response | None:
+        """The HTTP response to a request that must not become a WebSocket, else None."""
         path = http_request.path
         status = self.status_response(path)
         if status is not None:
             return status
         if path != self.config.path:
             return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
-        origin = request.headers.get("Origin")
+        origin = http_request.header("Origin")
         if not origin_allowed(origin, self.config.origins):
             body = f"Failed to authorize socket handshake - Invalid origin: {origin}".encode()
             return plain_response(403, "Forbidden", body, "text/html")
@@ -372,8 +398,7 @@ class Server:
             if blocked is not None:
                 message = blocked.message if isinstance(blocked, SCError) else str(blocked)
                 return plain_response(401, "Unauthorized", message.encode(), "text/html")
-        accepted = switching_protocols(handshake, request)
-        return accepted if accepted is not None else handshake.accept(request)
+        return None
 
     async def _read_loop(
         self, raw: stdsocket.socket, ws: ServerProtocol, sock: ServerSocket, leftover: bytes
@@ -387,7 +412,8 @@ class Server:
         received = 1
         # A read that did not fill the buffer took all the kernel had: the next one waits first
         # instead of spending a syscall on EAGAIN (readiness is level-triggered, nothing is missed).
-        wait_first = False
+        # So does the first: clients wait for the 101 before they send a frame.
+        wait_first = True
         while True:
             if received and not leftover:
                 if not wait_first:
