@@ -21,7 +21,7 @@ from .config import ServerConfig
 from .server import Server, bind_listener
 from .settings import Settings
 
-__all__ = ["load_app", "run_worker", "serve_until_signalled"]
+__all__ = ["freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]
 
 
 def load_app(spec: str | None) -> App:
@@ -139,8 +139,7 @@ def run_worker(
             )
             return 2
         print(f"hubbub metrics on {status_url(status)}", flush=True)
-    # Everything loaded so far lives as long as the worker: keep it out of the collector's scans.
-    gc.freeze()
+    freeze_startup_objects()
     try:
         trio.run(
             partial(
@@ -159,6 +158,14 @@ def run_worker(
         if status is not None:
             status.close()
     return 0
+
+
+def freeze_startup_objects() -> None:
+    """Keep what a worker loaded before serving (modules, the app) out of the cycle collector's scans.
+
+    It lives as long as the worker, so scanning it in every full collection is wasted work.
+    """
+    gc.freeze()
 
 
 def status_url(listener: stdsocket.socket) -> str:

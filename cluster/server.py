@@ -333,7 +333,7 @@ class Server:
             _write_all(raw, handshake.data_to_send())
             return None
         _write_all(raw, [accepted])
-        end = head.find(b"\r\n\r\n")
+        end = head.find(b"\r\n\r\n")  # websockets read the request, so its blank line is there
         self._known_upgrades.add(bytes(head[: end + 4]), http_request, accepted)
         return http_request, bytes(head[end + 4 :])
 

@@ -567,12 +567,16 @@ class ServerSocket:
         middleware (see :meth:`~hubbub.protocol.JsonCodec.read_publish` for the form).
         """
         server = self._server
+        read = server.read_publish
         if not (
-            server.publishes_inline and payload.startswith(_PUBLISH_PREFIX) and self._plain_publish_allowed()
+            read is not None
+            and server.publishes_inline
+            and payload.startswith(_PUBLISH_PREFIX)
+            and self._plain_publish_allowed()
         ):
             return False
         try:
-            publish = server.read_publish(payload.decode("utf-8"))  # type: ignore[misc]
+            publish = read(payload.decode("utf-8"))
         except UnicodeDecodeError:
             return False
         if publish is None:

@@ -33,7 +33,7 @@ from functools import partial
 
 import trio
 
-from .runner import listening_url, load_app, serve_until_signalled, status_url
+from .runner import freeze_startup_objects, listening_url, load_app, serve_until_signalled, status_url
 from .server import bind_listener
 from .settings import Settings
 
@@ -320,6 +320,7 @@ def worker_main() -> None:
         del url
         control.sendall(_READY)
 
+    freeze_startup_objects()
     trio.run(
         partial(
             serve_until_signalled,
