@@ -122,3 +122,19 @@ def test_repeated_request_is_still_checked_against_capacity(hubbub_server: Serve
     finally:
         for sock in held:
             sock.close()
+
+
+def test_request_in_pieces_is_read_by_websockets_then_known(hubbub_server: ServerFactory) -> None:
+    server = hubbub_server("json")
+    request = upgrade_request(RFC_KEY)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request[:20])  # no blank line yet: websockets reads it as it comes
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(request[20:])
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" == response_for(RFC_KEY)
+    assert _answer(server.port, upgrade_request(OTHER_KEY)) == response_for(OTHER_KEY)
