@@ -337,7 +337,7 @@ class ServerSocket:
     async def handle_message(self, message: str | bytes) -> None:
         """Process one complete WebSocket message from the client."""
         server = self._server
-        raw_chain = server.app.middleware_chains[MiddlewareLine.INBOUND_RAW]
+        raw_chain = server.inbound_raw_chain
         read_publish = server.read_publish
         if read_publish is not None and message.__class__ is str and self._plain_publish_allowed():
             publish = read_publish(message)
@@ -391,7 +391,7 @@ class ServerSocket:
             self.respond_error(cid, error)
 
     async def _inbound(self, action: Action) -> BaseException | None:
-        chain = self._server.app.middleware_chains[MiddlewareLine.INBOUND]
+        chain = self._server.inbound_chain
         return await run_middleware(chain, action) if chain else None
 
     async def _on_handshake(self, data: Any, cid: int | float | None) -> None:
@@ -482,7 +482,7 @@ class ServerSocket:
             self._reply_error(cid, InvalidActionError("Subscribe channel name was malformatted"))
             return
         assert isinstance(data, dict)
-        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+        if self._server.inbound_chain:
             action = Action(ActionType.SUBSCRIBE, socket=self, channel=channel, data=data.get("data"))
             blocked = await self._inbound(action)
             if blocked is not None:
@@ -539,7 +539,7 @@ class ServerSocket:
             return
         assert isinstance(data, dict)
         payload = data.get("data")
-        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+        if self._server.inbound_chain:
             action = Action(
                 ActionType.PUBLISH_IN,
                 socket=self,
@@ -610,7 +610,7 @@ class ServerSocket:
         self.acknowledge(publish.cid)
 
     async def _on_invoke(self, event: str, data: Any, cid: int | float, expired: SCError | None) -> None:
-        if self._server.app.middleware_chains[MiddlewareLine.INBOUND]:
+        if self._server.inbound_chain:
             action = Action(
                 ActionType.INVOKE, socket=self, procedure=event, data=data, auth_token_expired_error=expired
             )

@@ -95,6 +95,30 @@ def start_process(cmd: list[str], *, cwd: Path, timeout: float = 30) -> RunningP
     return RunningProcess(proc, url, lines)
 
 
+def build_wheel(source: Path, out: Path, timeout: float = 170) -> Path:
+    """Build hubbub's wheel from ``source`` into ``out`` (no dependencies, no build isolation)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = out.glob("hubbub-*.whl")
+    return wheel
+
+
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
     """``GET url``: (status, body); status 0 when the connection fails."""
     parts = urlsplit(url)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, build_wheel
+
 MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client"}
 
 
@@ -55,23 +56,7 @@ def test_every_module_imports_from_outside_the_repo(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_wheel_contains_every_module(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    (wheel,) = tmp_path.glob("hubbub-*.whl")
+    wheel = build_wheel(ROOT, tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in _expected_modules():
         path = module.replace(".", "/")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,11 @@ async def _resubscribed_on(port: int, name: str, count: int, *, sharded: bool = 
     return len(out) == 2 and out[1] == str(count)
 
 
+async def _replica_serves(g: SentinelGroup, name: str) -> bool:
+    """The sentinel names the replica as primary and both brokers are resubscribed there."""
+    return await g.primary_port() == g.replica.port and await _resubscribed_on(g.replica.port, name, 2)
+
+
 async def _run_switch(
     workers: list[Worker],
     switch: Callable[[], Awaitable[None]],
@@ -376,12 +382,7 @@ async def test_sentinel_failover_command(sentinel_group: SentinelGroup, prefix: 
 
             await eventually(accepted, "SENTINEL FAILOVER accepted", 10)
 
-        async def settled() -> bool:
-            return await g.primary_port() == g.replica.port and await _resubscribed_on(
-                g.replica.port, name, 2
-            )
-
-        window = await _run_switch(workers, failover, settled, timeout=15)
+        window = await _run_switch(workers, failover, partial(_replica_serves, g, name), timeout=15)
         print(_report(workers, window))
         _check_delivery(workers, window)
         for w in workers:
@@ -400,12 +401,7 @@ async def test_sentinel_primary_killed(sentinel_group: SentinelGroup, prefix: st
         async def kill() -> None:
             g.primary.kill()  # SIGKILL, by PID, the process this test started
 
-        async def settled() -> bool:
-            return await g.primary_port() == g.replica.port and await _resubscribed_on(
-                g.replica.port, name, 2
-            )
-
-        window = await _run_switch(workers, kill, settled, timeout=20)
+        window = await _run_switch(workers, kill, partial(_replica_serves, g, name), timeout=20)
         print(_report(workers, window))
         _check_delivery(workers, window)
         for w in workers:

@@ -34,7 +34,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ..conftest import ROOT, RedisProcess, RunningProcess, free_port, http_get, start_process, wait_until
+from ..conftest import (
+    ROOT,
+    RedisProcess,
+    RunningProcess,
+    build_wheel,
+    free_port,
+    http_get,
+    start_process,
+    wait_until,
+)
 from .conftest import CLUSTER_APP_DIR, Children, JsonLines, deliver_in_order, require_node
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the dev extras (pip install -e '.[dev]')")
@@ -212,26 +221,7 @@ def test_dockerfile_builder_copies_enough_to_build_the_wheel(tmp_path: Path) -> 
                 shutil.copytree(path, context / source, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(path, context / source)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path / "out"),
-            ".",
-        ],
-        cwd=context,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert list((tmp_path / "out").glob("hubbub-*.whl"))
+    build_wheel(context, tmp_path / "out", timeout=110)
 
 
 # -- the hubbub service, run locally ---------------------------------------------------------
