@@ -258,6 +258,12 @@ class RedisProcess:
 
     def start(self, timeout: float = 15.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        if not Path(REDIS_SERVER).is_file():
+            pytest.fail(
+                "redis-server is not installed: the Redis tests start their own. Install it "
+                "(apt-get install redis-server) or run `bash .ci/run`, which does.",
+                pytrace=False,
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [
             REDIS_SERVER,
