@@ -11,6 +11,12 @@ An envelope is one msgpack map with short string keys::
 
 ``(w, id)`` identifies a publication uniquely. Unknown extra keys are ignored so that a later
 minor revision can add optional fields without bumping ``v``.
+
+Strings that are not valid Unicode (a lone UTF-16 surrogate such as ``"\ud800"``, which JSON and
+JavaScript allow) are relayed unchanged, as socketcluster-server relays them: they travel as the
+UTF-8 form of the surrogate (``ed a0 80``, what Python calls ``surrogatepass``). Integers that
+msgpack cannot hold (beyond 64 bits, which only JSON input can carry) travel as floats, the number
+a JavaScript server would have relayed.
 """
 
 from __future__ import annotations
@@ -47,18 +53,35 @@ class Envelope:
 
 def encode(envelope: Envelope) -> bytes:
     """Pack ``envelope``; raises :class:`TypeError` when the payload is not msgpack-serialisable."""
-    packed: bytes = msgpack.packb(
-        {
-            "v": envelope.version,
-            "ch": envelope.channel,
-            "d": envelope.payload,
-            "id": envelope.publish_id,
-            "w": envelope.origin,
-            "t": envelope.published_ms,
-        },
-        use_bin_type=True,
-    )
+    fields = {
+        "v": envelope.version,
+        "ch": envelope.channel,
+        "d": envelope.payload,
+        "id": envelope.publish_id,
+        "w": envelope.origin,
+        "t": envelope.published_ms,
+    }
+    try:
+        packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    except (UnicodeEncodeError, OverflowError):  # a lone surrogate or a huge integer: the rare slow path
+        fields["d"] = _ints_as_floats(envelope.payload)
+        packed = msgpack.packb(fields, use_bin_type=True, unicode_errors="surrogatepass")
     return packed
+
+
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+
+
+def _ints_as_floats(value: Any) -> Any:
+    """``value`` with every integer outside msgpack's range as a float (what JavaScript holds)."""
+    if type(value) is int:
+        return value if _INT64_MIN <= value <= _UINT64_MAX else float(value)
+    if isinstance(value, dict):
+        return {key: _ints_as_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_ints_as_floats(item) for item in value]
+    return value
 
 
 _FIELDS: tuple[tuple[str, type], ...] = (("ch", str), ("id", int), ("w", str), ("t", int))
@@ -67,7 +90,7 @@ _FIELDS: tuple[tuple[str, type], ...] = (("ch", str), ("id", int), ("w", str), (
 def decode(data: bytes) -> Envelope:
     """Unpack an envelope, raising :class:`EnvelopeError` with the reason when it is not one."""
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="surrogatepass")
     except Exception as exc:  # msgpack raises several unrelated types (ExtraData, ValueError, ...)
         raise EnvelopeError(f"not a msgpack envelope: {exc}") from exc
     if not isinstance(obj, dict):

@@ -13,6 +13,7 @@ coredis is imported lazily so that ``memory://`` works without touching it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -25,6 +26,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
@@ -32,7 +34,7 @@ import anyio.abc
 from .base import BrokerUnavailable, DeliverFn
 from .envelope import Envelope, EnvelopeError, decode, encode
 
-__all__ = ["BrokerStats", "RedisBroker", "RedisTarget", "default_worker_id"]
+__all__ = ["BrokerStats", "RedisBroker", "RedisTarget", "default_worker_id", "redact_url"]
 
 log = logging.getLogger("hubbub.broker.redis")
 
@@ -63,20 +65,30 @@ class RedisTarget:
     def describe(self) -> str:
         """A log-safe description (no password)."""
         if self.kind == "standalone":
-            return _redact(self.url)
+            return redact_url(self.url)
         hosts = ",".join(f"{h}:{p}" for h, p in self.nodes)
         if self.kind == "sentinel":
             return f"sentinel {hosts} service {self.service_name!r} db {self.db}"
         return f"cluster {hosts}"
 
 
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{hosts}"
+#: Query parameters of a broker URL whose values are shown in logs; every other value is hidden.
+_SHOWN_QUERY_KEYS = frozenset({"db", "service_name", "protocol_version"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe for a log line: no password in the user info, no query value that may be secret."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hosts}" if colon else f"{user}@{hosts}"
+    query = "&".join(
+        f"{key}={value if key in _SHOWN_QUERY_KEYS else '***'}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass
@@ -283,17 +295,18 @@ class RedisBroker:
         return frozenset(self._wanted)
 
     async def subscribe(self, channel: str) -> None:
+        name = self._redis_name(channel)
         async with self._sub_lock:
             if channel in self._wanted:
                 return
             session = self._live_session()
             self._wanted.add(channel)
             try:
-                await self._on_session(session, session.pubsub.subscribe(self._redis_name(channel)))
+                await self._on_session(session, session.pubsub.subscribe(name))
             except BaseException as exc:
                 self._wanted.discard(channel)
                 if isinstance(exc, Exception):
-                    if not isinstance(exc, BrokerUnavailable):
+                    if _leaves_connection_unknown(exc):
                         # Redis's view of this connection is unknown now: rebuild the session.
                         session.abort(exc)
                     raise BrokerUnavailable(f"subscribe {channel!r} failed: {_describe(exc)}") from exc
@@ -346,15 +359,26 @@ class RedisBroker:
     # -- helpers -------------------------------------------------------------------------------
 
     def _redis_name(self, channel: str) -> bytes:
-        return self._prefix_bytes + channel.encode()
+        try:
+            return self._prefix_bytes + channel.encode()
+        except UnicodeEncodeError:  # a lone surrogate: see _not_unicode_name
+            return self._prefix_bytes + _not_unicode_name(channel)
 
     def _local_name(self, name: Any) -> str | None:
         if isinstance(name, str):
             name = name.encode()
         if not isinstance(name, bytes) or not name.startswith(self._prefix_bytes):
             return None
+        rest = name[len(self._prefix_bytes) :]
         try:
-            return name[len(self._prefix_bytes) :].decode()
+            return rest.decode()
+        except UnicodeDecodeError:
+            pass
+        tag_end = rest.find(b"}")
+        if not rest.startswith(b"{") or tag_end < 0:
+            return None
+        try:
+            return rest[tag_end + 1 :].decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return None
 
@@ -714,6 +738,33 @@ def _push_buffers_empty(pubsub: Any, connections: list[Any]) -> bool:
     except AttributeError:  # pragma: no cover - another coredis layout
         return True
     return bool(stats.current_buffer_used == 0 and stats.tasks_waiting_receive > 0)
+
+
+def _not_unicode_name(channel: str) -> bytes:
+    """The Redis name of a channel whose name is not valid Unicode (it holds a lone surrogate).
+
+    The name travels as its UTF-8 form (``surrogatepass``) behind a hash tag of its digest: a
+    cluster client computes the slot of a name it has to decode, and decoding invalid UTF-8 is
+    lossy, so the tag (plain ASCII) gives client and server the same slot. A valid name never
+    gets the tag, and a tagged name never decodes as UTF-8, so the mapping is one to one.
+    """
+    raw = channel.encode("utf-8", "surrogatepass")
+    return b"{" + hashlib.blake2s(raw, digest_size=6).hexdigest().encode() + b"}" + raw
+
+
+def _leaves_connection_unknown(exc: BaseException) -> bool:
+    """Whether a failed command may have left the connection out of step (lost, timed out).
+
+    A command Redis refused with an error reply (an ACL denial, say) leaves the connection as it
+    was: that failure belongs to the one call, never to every channel of the session.
+    """
+    if isinstance(exc, BrokerUnavailable):
+        return False
+    try:
+        from coredis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(exc, ResponseError)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

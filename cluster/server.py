@@ -28,10 +28,11 @@ from websockets.server import ServerProtocol
 from hubbub.broker import Broker, BrokerUnavailable
 from hubbub.broker.memory import MemoryBroker
 from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, get_codec
-from hubbub.protocol.errors import BrokerError, SCError
+from hubbub.protocol.errors import SCError
 
 from .app import App
 from .auth import JwtAuth
+from .broker_errors import publish_failed
 from .config import ServerConfig
 from .framing import frame_message
 from .http import HttpRequest, json_response, origin_allowed, plain_response, switching_protocols
@@ -172,7 +173,7 @@ class Server:
             await self.broker.publish(channel, data)
         except BrokerUnavailable as error:
             self.stats.broker_errors += 1
-            raise BrokerError(f"Failed to publish to the {channel} channel - {error}") from error
+            raise publish_failed(channel, error) from error
         finally:
             if hub is not None:
                 hub.encoded = None

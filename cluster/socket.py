@@ -48,6 +48,7 @@ from hubbub.protocol.errors import (
 from hubbub.protocol.packets import UNDEFINED, Packet, response_packet, server_invoke_packet, transmit_packet
 
 from .app import Request
+from .broker_errors import subscribe_failed
 from .framing import frame_message, frame_text
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import Outbound
@@ -505,9 +506,7 @@ class ServerSocket:
         except Exception as error:
             if not isinstance(error, BrokerUnavailable):
                 log.exception("subscribing socket %s to %r failed", self.id, channel)
-            self.respond_error(
-                cid, BrokerError(f"Failed to subscribe socket to the {channel} channel - {error}")
-            )
+            self.respond_error(cid, subscribe_failed(channel, error))
             return
         self.respond(cid)
 

@@ -157,6 +157,21 @@ def raw_peer(url: str, packets: list[dict[str, object]], *, rcvbuf: int | None =
     return sock
 
 
+def stop_and_close(started: list[RunningProcess]) -> None:
+    """Stop ``started`` and close their output pipes once the reader threads have seen EOF.
+
+    So no unclosed pipe is left for the garbage collector to warn about.
+    """
+    for running in started:
+        running.stop()
+    for thread in threading.enumerate():
+        if thread.name.endswith("(pump)"):
+            thread.join(5)
+    for running in started:
+        if running.proc.stdout is not None:
+            running.proc.stdout.close()
+
+
 ServerFactory = Callable[..., RunningProcess]
 
 
@@ -229,7 +244,7 @@ def ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up (NOAUTH: it wants a password)
     except OSError:
         return False
 

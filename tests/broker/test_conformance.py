@@ -213,3 +213,22 @@ async def test_channel_names_are_arbitrary_text(open_worker: BrokerOpener, make_
             await broker.publish(name, name)
         for name in names:
             assert await got.wait_count(name, 1) == [name]
+
+
+@pytest.mark.trio
+async def test_strings_that_are_not_unicode_are_relayed(
+    open_worker: BrokerOpener, make_collector: Any
+) -> None:
+    """Lone surrogates (which JSON and JavaScript allow) in names and data, as socketcluster relays them."""
+    got = make_collector()
+    name = "lone\ud800"
+    payload = {"text": "a\udc00b\ud800", "list": ["\udfff"]}
+    async with open_worker() as broker:
+        broker.attach(got)
+        await broker.subscribe(name)
+        await broker.publish(name, payload)
+        assert await got.wait_count(name, 1) == [payload]
+        assert broker.subscriptions() == {name}
+        await broker.subscribe("after")  # the broker still works for everyone else
+        await broker.publish("after", 1)
+        assert await got.wait_count("after", 1) == [1]

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from hubbub.broker import MemoryBroker, open_broker, parse_redis_url
+from hubbub.broker.redis import redact_url
 
 
 def test_standalone_urls_pass_through() -> None:
@@ -76,3 +77,17 @@ async def test_unknown_scheme_raises() -> None:
     with pytest.raises(ValueError, match="unknown broker URL scheme"):
         async with open_broker("kafka://x"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://u:pw@h:1/0", "redis://u:***@h:1/0"),
+        ("redis://h:1/0?password=pw&db=2", "redis://h:1/0?password=***&db=2"),
+        ("rediss://:pw@h:1?ssl_keyfile=/k&username=u", "rediss://:***@h:1?ssl_keyfile=***&username=***"),
+        ("redis://h:1/0", "redis://h:1/0"),
+    ],
+)
+def test_redacted_url_shows_no_secret(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert "pw" not in redact_url(url)

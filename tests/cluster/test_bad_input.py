@@ -12,7 +12,6 @@ import itertools
 import json
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +25,8 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import parse_uri
+
+from ..conftest import stop_and_close
 
 TIMEOUT = 5.0
 
@@ -262,11 +263,7 @@ def http_get(server: Any, path: str, headers: dict[str, str] | None = None) -> t
 
 @pytest.fixture
 def start_server(hubbub_server: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
-    """``start_server(*cli_args)``: a JSON-codec worker with the interop test app.
-
-    At the end the processes are stopped and their output pipes closed once the reader threads
-    of conftest have seen EOF, so no unclosed pipe is left for the garbage collector to warn about.
-    """
+    """``start_server(*cli_args)``: a JSON-codec worker with the interop test app."""
     started: list[Any] = []
 
     def start(*args: str) -> Any:
@@ -275,14 +272,7 @@ def start_server(hubbub_server: Callable[..., Any]) -> Iterator[Callable[..., An
         return running
 
     yield start
-    for running in started:
-        running.stop()
-    for thread in threading.enumerate():
-        if thread.name.endswith("(pump)"):
-            thread.join(5)
-    for running in started:
-        if running.proc.stdout is not None:
-            running.proc.stdout.close()
+    stop_and_close(started)
 
 
 # -- frames and packets ----------------------------------------------------------------------
