@@ -419,8 +419,10 @@ class ServerSocket:
         if blocked is not None:
             self._reject_handshake(cid, blocked)
             return
-        if token is not None:
-            self.auth_token, self.signed_auth_token = token, signed
+        # As socketcluster-server: every handshake sets the auth state anew, so a later handshake
+        # with no token, or a bad one, leaves the socket unauthenticated, as the reply says.
+        self.auth_token, self.signed_auth_token = (token, signed) if token is not None else (None, None)
+        first = self.state == "connecting"
         self._conn.handshake_complete()
         self.state = "open"
         reply: dict[str, Any] = {
@@ -433,7 +435,8 @@ class ServerSocket:
         self.respond(cid, reply)
         if auth_error is not None and _is_bad_token(auth_error):
             self.transmit("#removeAuthToken")
-        self._server.socket_opened(self)
+        if first:
+            self._server.socket_opened(self)
 
     def _reject_handshake(self, cid: int | float, blocked: BaseException) -> None:
         wire = dehydrate_error(blocked)
