@@ -49,6 +49,11 @@ class ServerConfig:
     allow_client_publish: bool = True
     #: Seconds to wait for the peer's close frame before dropping the TCP connection.
     close_timeout: float = 3.0
+    #: Largest HTTP request head (request line and headers) accepted; larger ones get HTTP 431.
+    max_request_head: int = 16384
+    #: Answer ``/metrics`` and the detailed ``/health`` on the main port too (else only on the
+    #: status listeners, ``metrics_port``); off by default: they tell anyone pid, memory and counters.
+    public_metrics: bool = False
 
     @property
     def pretty_url(self) -> str:

@@ -108,8 +108,11 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     """SocketCluster's origin check: ``host:port`` of ``Origin`` against patterns with ``*``."""
     if "*:*" in allowed or origin is None:
         return True
-    parts = urlsplit(origin)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    except ValueError:  # not a URL (a port out of range, an unclosed bracket...): not allowed
+        return False
     candidates = {f"{host}:{port}", f"{host}:*", f"*:{port}"}
     return any(pattern in candidates for pattern in allowed)

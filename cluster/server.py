@@ -47,6 +47,10 @@ __all__ = ["Server", "ServerStats", "bind_listener"]
 log = logging.getLogger("hubbub.server")
 _ws_log = logging.getLogger("hubbub.websockets")
 _RECV_SIZE = 65536
+_HEAD_TOO_LARGE = plain_response(
+    431, "Request Header Fields Too Large", b"Request Header Fields Too Large", "text/plain"
+).serialize()
+_BAD_REQUEST = plain_response(400, "Bad Request", b"Bad Request", "text/plain").serialize()
 
 
 @dataclass(slots=True)
@@ -313,6 +317,9 @@ class Server:
             head += data
             if handshake is None:
                 end = head.find(b"\r\n\r\n")
+                if (end if end >= 0 else len(head)) > self.config.max_request_head:
+                    _write_all(raw, [_HEAD_TOO_LARGE])
+                    return None
                 known = self._known_upgrades.find(bytes(head[: end + 4])) if end >= 0 else None
                 if known is not None:
                     return await self._upgrade_known(raw, remote, *known, bytes(head[end + 4 :]))
@@ -325,6 +332,11 @@ class Server:
             if handshake.handshake_exc is not None:  # malformed request: websockets prepared a 400
                 _write_all(raw, handshake.data_to_send())
                 return None
+        if len(requests) > 1 or handshake.eof_sent:
+            # A second request pipelined behind the first (or other bytes that are neither a request
+            # nor frames): websockets already gave up on the connection.
+            _write_all(raw, [_BAD_REQUEST])
+            return None
         request = requests[0]
         http_request = HttpRequest.from_websockets(request, remote)
         refusal = await self._http_answer(http_request)
@@ -355,8 +367,15 @@ class Server:
         _write_all(raw, [known.response(key)])
         return http_request, rest
 
-    def status_response(self, path: str) -> Response | None:
-        """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path)."""
+    def status_response(self, path: str, *, public: bool = False) -> Response | None:
+        """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path).
+
+        ``public``: the request came on the main port, where (unless ``public_metrics``) only a
+        bare ``/health`` and ``/ready`` are answered, telling nobody pid, counters or memory.
+        """
+        details = not public or self.config.public_metrics
+        if path == "/health" and not details:
+            return json_response(200, "OK", {"status": "ok"})
         if path == "/health":
             return json_response(
                 200,
@@ -373,7 +392,7 @@ class Server:
             return json_response(
                 200 if ready else 503, "OK" if ready else "Service Unavailable", {"ready": ready}
             )
-        if path == "/metrics" and self.metrics is not None:
+        if path == "/metrics" and self.metrics is not None and details:
             body, content_type = self.metrics()
             return plain_response(200, "OK", body, content_type)
         return None
@@ -381,7 +400,7 @@ class Server:
     async def _http_answer(self, http_request: HttpRequest) -> Response | None:
         """The HTTP response to a request that must not become a WebSocket, else None."""
         path = http_request.path
-        status = self.status_response(path)
+        status = self.status_response(path, public=True)
         if status is not None:
             return status
         if path != self.config.path:

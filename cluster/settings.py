@@ -172,6 +172,19 @@ SETTINGS: tuple[Setting, ...] = (
         _D.close_timeout,
         "after sending a close frame, how long to wait for the client's before dropping TCP",
     ),
+    Setting(
+        "max_request_head",
+        "int",
+        _D.max_request_head,
+        "largest HTTP request head (request line and headers) accepted; larger: HTTP 431, as Node answers",
+    ),
+    Setting(
+        "public_metrics",
+        "bool",
+        _D.public_metrics,
+        "also answer `/metrics` and the detailed `/health` on the main port; `false`: only the status "
+        "listeners (`metrics_port`) do, and the main port's `/health` says only `{\"status\": \"ok\"}`",
+    ),
     Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
 )
 

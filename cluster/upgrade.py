@@ -60,14 +60,25 @@ def _split_key(head: bytes) -> tuple[bytes, str] | None:
 
 
 class KnownUpgrades:
-    """A bounded table of accepted upgrade requests, by their bytes without the key."""
+    """A bounded table of accepted upgrade requests, by their bytes without the key.
 
-    def __init__(self, limit: int = 256) -> None:
+    Bounded twice: at most ``limit`` requests and ``max_bytes`` of request and response bytes in
+    all (the oldest entries go first), so large request heads cannot make it hold much memory.
+    """
+
+    def __init__(self, limit: int = 256, max_bytes: int = 1 << 20) -> None:
         self._limit = limit
-        self._known: dict[bytes, KnownUpgrade] = {}
+        self._max_bytes = max_bytes
+        self._known: dict[bytes, tuple[KnownUpgrade, int]] = {}
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._known)
+
+    @property
+    def size(self) -> int:
+        """Bytes of requests and responses held (what ``max_bytes`` bounds)."""
+        return self._bytes
 
     def find(self, head: bytes) -> tuple[KnownUpgrade, str] | None:
         """The entry for the request ``head`` (through its blank line) and its key, if known."""
@@ -75,7 +86,7 @@ class KnownUpgrades:
         if split is None:
             return None
         known = self._known.get(split[0])
-        return (known, split[1]) if known is not None else None
+        return (known[0], split[1]) if known is not None else None
 
     def add(self, head: bytes, request: HttpRequest, response: bytes) -> None:
         """Remember an accepted request ``head`` with what it became and the ``101`` sent for it."""
@@ -87,8 +98,12 @@ class KnownUpgrades:
         at = response.find(accept)
         if at < 0:
             return
-        if len(self._known) >= self._limit:
-            del self._known[next(iter(self._known))]  # the oldest entry
-        self._known[template] = KnownUpgrade(
-            request.url, request.headers, response[:at], response[at + len(accept) :]
-        )
+        size = 2 * len(template) + len(response)  # the template, and the headers parsed from it
+        if size > self._max_bytes or template in self._known:
+            return
+        while self._known and (len(self._known) >= self._limit or self._bytes + size > self._max_bytes):
+            oldest = next(iter(self._known))
+            self._bytes -= self._known.pop(oldest)[1]
+        entry = KnownUpgrade(request.url, request.headers, response[:at], response[at + len(accept) :])
+        self._known[template] = (entry, size)
+        self._bytes += size

@@ -194,6 +194,20 @@ def hubbub_server() -> Iterator[ServerFactory]:
 
 
 @pytest.fixture
+def start_server(hubbub_server: ServerFactory) -> Iterator[Callable[..., RunningProcess]]:
+    """``start_server(*cli_args, codec="json")``: a worker of the interop test app, stopped at the end."""
+    started: list[RunningProcess] = []
+
+    def start(*args: str, codec: str = "json") -> RunningProcess:
+        running = hubbub_server(codec, *args)
+        started.append(running)
+        return running
+
+    yield start
+    stop_and_close(started)
+
+
+@pytest.fixture
 def official_server() -> Iterator[ServerFactory]:
     """Factory: ``official_server(codec="json", *extra_args)`` runs socketcluster-server@20."""
     if shutil.which("node") is None or not (INTEROP / "node_modules").is_dir():

@@ -26,7 +26,7 @@ from hubbub.client import Client, ReconnectOptions, connect
 from ..conftest import RunningProcess, http_get, start_process
 
 HERE = Path(__file__).resolve().parent
-METRICS_LINE = re.compile(r"hubbub worker (\d+) metrics on (http://\S+)/metrics")
+METRICS_LINE = re.compile(r"hubbub (?:worker (\d+) )?metrics on (http://\S+)/metrics")
 #: Reconnect quickly after a worker goes away (the official defaults wait 10-20 s).
 FAST_RECONNECT = ReconnectOptions(initial_delay=0.05, randomness=0.1, multiplier=1.5, max_delay=0.5)
 
@@ -100,7 +100,7 @@ def hubbub_cluster() -> Iterator[ClusterFactory]:
         for line in cluster.lines:
             match = METRICS_LINE.search(line)
             if match:
-                cluster.status[int(match.group(1))] = match.group(2)
+                cluster.status[int(match.group(1) or 0)] = match.group(2)
         started.append(cluster)
         return cluster
 

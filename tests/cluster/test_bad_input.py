@@ -26,8 +26,6 @@ from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
-from ..conftest import stop_and_close
-
 TIMEOUT = 5.0
 
 
@@ -260,19 +258,6 @@ def http_get(server: Any, path: str, headers: dict[str, str] | None = None) -> t
     finally:
         conn.close()
 
-
-@pytest.fixture
-def start_server(hubbub_server: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
-    """``start_server(*cli_args)``: a JSON-codec worker with the interop test app."""
-    started: list[Any] = []
-
-    def start(*args: str) -> Any:
-        running = hubbub_server("json", *args)
-        started.append(running)
-        return running
-
-    yield start
-    stop_and_close(started)
 
 
 # -- frames and packets ----------------------------------------------------------------------

@@ -41,7 +41,7 @@ async def scrape(base: str) -> SAMPLES:
 
 @pytest.mark.trio
 async def test_single_worker_metrics_after_traffic(hubbub_cluster: ClusterFactory) -> None:
-    cluster = hubbub_cluster(workers=1)
+    cluster = hubbub_cluster("--metrics-port", "0", workers=1)
     channel = f"m-{uuid.uuid4().hex[:8]}"
     async with (
         connect(cluster.url) as a,
@@ -56,7 +56,7 @@ async def test_single_worker_metrics_after_traffic(hubbub_cluster: ClusterFactor
         with trio.fail_after(5):
             assert [await on_a.receive() for _ in range(10)] == list(range(10))
             assert [await on_b.receive() for _ in range(10)] == list(range(10))
-        samples = await scrape(cluster.http)
+        samples = await scrape(cluster.status[0])
 
     assert value(samples, "hubbub_connections") == 2
     assert value(samples, "hubbub_subscriptions") == 2
@@ -88,7 +88,7 @@ def _slow_reader(url: str, channel: str) -> socket.socket:
 
 @pytest.mark.trio
 async def test_slow_consumer_disconnects_are_counted(hubbub_cluster: ClusterFactory) -> None:
-    cluster = hubbub_cluster("--outbound-limit", "65536", workers=1)
+    cluster = hubbub_cluster("--outbound-limit", "65536", "--public-metrics", "true", workers=1)
     channel = f"slow-{uuid.uuid4().hex[:8]}"
     slow = await trio.to_thread.run_sync(_slow_reader, cluster.url, channel)
     try:

@@ -47,4 +47,3 @@ def test_second_handshake_without_a_valid_token_deauthenticates(server: Any, sec
         assert call(p, "whoami").get("data") is None  # the socket forgot alice, as it said
         p.echo_works()
     bad.assert_serves(server)
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,27 +19,13 @@ from websockets.sync.client import ClientConnection
 from hubbub.protocol import get_codec
 
 from ..cluster import test_bad_input as bad
-from ..conftest import RedisProcess, free_port, stop_and_close
+from ..conftest import RedisProcess, free_port
 
 pytestmark = pytest.mark.redis
 
 LONE = "\ud800"
 #: A character whose UTF-8 form has the length of a lone surrogate's (3 bytes): replaced in frames.
 PLACEHOLDER = "\ue000"
-
-
-@pytest.fixture
-def start_worker(hubbub_server: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
-    """``start_worker(codec, *cli_args)``: a worker of the interop test app; stopped at the end."""
-    started: list[Any] = []
-
-    def start(codec: str, *args: str) -> Any:
-        running = hubbub_server(codec, *args)
-        started.append(running)
-        return running
-
-    yield start
-    stop_and_close(started)
 
 
 def ready_status(server: Any) -> int:
@@ -60,9 +46,9 @@ def publication(p: bad.Peer, channel: str) -> Any:
 
 
 def test_lone_surrogate_channel_is_relayed_and_others_keep_flowing(
-    start_worker: Callable[..., Any], redis_server: RedisProcess, prefix: str
+    start_server: Callable[..., Any], redis_server: RedisProcess, prefix: str
 ) -> None:
-    server = start_worker("json", "--broker", redis_server.url, "--broker-prefix", prefix)
+    server = start_server("--broker", redis_server.url, "--broker-prefix", prefix)
     news = f"news-{uuid.uuid4().hex[:8]}"
     with bad.peer(server.url) as innocent, bad.peer(server.url) as hostile:
         innocent.handshake()
@@ -83,9 +69,9 @@ def test_lone_surrogate_channel_is_relayed_and_others_keep_flowing(
 
 
 def test_lone_surrogate_publish_data_keeps_the_publisher_connected(
-    start_worker: Callable[..., Any], redis_server: RedisProcess, prefix: str
+    start_server: Callable[..., Any], redis_server: RedisProcess, prefix: str
 ) -> None:
-    server = start_worker("json", "--broker", redis_server.url, "--broker-prefix", prefix)
+    server = start_server("--broker", redis_server.url, "--broker-prefix", prefix)
     channel = f"c-{uuid.uuid4().hex[:8]}"
     with bad.peer(server.url) as p:
         p.handshake()
@@ -120,9 +106,9 @@ def _minbin_reply(ws: ClientConnection, cid: int) -> Any:
 
 
 def test_lone_surrogate_bytes_under_minbin(
-    start_worker: Callable[..., Any], redis_server: RedisProcess, prefix: str
+    start_server: Callable[..., Any], redis_server: RedisProcess, prefix: str
 ) -> None:
-    server = start_worker("minbin", "--broker", redis_server.url, "--broker-prefix", prefix)
+    server = start_server("--broker", redis_server.url, "--broker-prefix", prefix, codec="minbin")
     with bad.client(server.url) as ws:
         ws.send(_minbin_frame({"event": "#handshake", "data": {"authToken": None}, "cid": 1}))
         assert _minbin_reply(ws, 1).get("error") is None
@@ -140,14 +126,14 @@ def test_lone_surrogate_bytes_under_minbin(
 
 
 def test_broker_errors_tell_clients_nothing_about_the_broker(
-    start_worker: Callable[..., Any], tmp_path: Any
+    start_server: Callable[..., Any], tmp_path: Any
 ) -> None:
     secret = "s3cret-" + uuid.uuid4().hex[:8]
     redis = RedisProcess(free_port(), tmp_path / "redis", extra=["--requirepass", secret])
     redis.start()
     try:
         url = f"redis://127.0.0.1:{redis.port}/0?password={secret}"
-        server = start_worker("json", "--broker", url)
+        server = start_server("--broker", url)
         channel = f"c-{uuid.uuid4().hex[:8]}"
         with bad.peer(server.url) as p:
             p.handshake()
