@@ -66,6 +66,10 @@ def encode(envelope: Envelope) -> bytes:
     except (UnicodeEncodeError, OverflowError):  # a lone surrogate or a huge integer: the rare slow path
         fields["d"] = _ints_as_floats(envelope.payload)
         packed = msgpack.packb(fields, use_bin_type=True, unicode_errors="surrogatepass")
+    except ValueError as exc:
+        if "recursion" in str(exc):  # msgpack's nesting limit, reported as Python's own
+            raise RecursionError(f"publish data nested too deeply for the broker: {exc}") from exc
+        raise
     return packed
 
 

@@ -269,13 +269,13 @@ def _decode_parts(token: str, parts: list[str]) -> tuple[dict[str, Any], Any]:
     try:
         header = _json_decoder.decode(_b64url(parts[0]).decode("utf-8"))
         payload_text = _b64url(parts[1]).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise _invalid("invalid token") from None
     if not isinstance(header, dict):
         raise _invalid("invalid token")
     try:
         payload: Any = _json_decoder.decode(payload_text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past the parser's depth: not JSON we take
         if header.get("typ") == "JWT":
             raise AuthTokenError(f"Unexpected token in JSON payload: {exc}", isBadToken=True) from None
         payload = payload_text

@@ -174,10 +174,18 @@ class Hub:
 
     async def _drain_filtered(self, socket: ServerSocket) -> None:
         queue = socket.outbound_queue
-        while queue:
-            channel, data = queue.popleft()
-            action = Action(ActionType.PUBLISH_OUT, socket=socket, channel=channel, data=data)
-            if await run_middleware(self._outbound, action) is None and channel in socket.channels:
-                socket.transmit("#publish", {"channel": channel, "data": action.data})
-                self.deliveries += 1
-        socket.outbound_queue = None
+        try:
+            while queue:
+                channel, data = queue.popleft()
+                action = Action(ActionType.PUBLISH_OUT, socket=socket, channel=channel, data=data)
+                if await run_middleware(self._outbound, action) is None and channel in socket.channels:
+                    try:
+                        socket.transmit("#publish", {"channel": channel, "data": action.data})
+                    except RecursionError:  # middleware made it deeper than the codec writes
+                        log.info(
+                            "dropped a publication on %r for socket %s: nested too deeply", channel, socket.id
+                        )
+                        continue
+                    self.deliveries += 1
+        finally:
+            socket.outbound_queue = None

@@ -28,7 +28,7 @@ from websockets.server import ServerProtocol
 from hubbub.broker import Broker, BrokerUnavailable
 from hubbub.broker.memory import MemoryBroker
 from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, get_codec
-from hubbub.protocol.errors import SCError
+from hubbub.protocol.errors import InvalidActionError, SCError
 
 from .app import App
 from .auth import JwtAuth
@@ -178,6 +178,10 @@ class Server:
         except BrokerUnavailable as error:
             self.stats.broker_errors += 1
             raise publish_failed(channel, error) from error
+        except RecursionError as error:  # deeper than the codec or the broker can write
+            raise InvalidActionError(
+                f"Failed to publish to the {channel} channel - data nested too deeply"
+            ) from error
         finally:
             if hub is not None:
                 hub.encoded = None
