@@ -49,6 +49,13 @@ class ServerConfig:
     allow_client_publish: bool = True
     #: Seconds to wait for the peer's close frame before dropping the TCP connection.
     close_timeout: float = 3.0
+    #: Procedure calls and receiver messages of one socket queued or running at once; past it an
+    #: invoke gets ``InvalidActionError`` and a transmit closes the socket with 1008.
+    max_pending_calls: int = 1000
+    #: Longest channel name (characters) a client may subscribe or publish to.
+    max_channel_name: int = 256
+    #: Distinct channels with local subscribers per worker; a subscribe to one more gets ``BrokerError``.
+    max_channels: int = 250_000
     #: Largest HTTP request head (request line and headers) accepted; larger ones get HTTP 431.
     max_request_head: int = 16384
     #: Answer ``/metrics`` and the detailed ``/health`` on the main port too (else only on the

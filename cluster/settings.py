@@ -173,6 +173,25 @@ SETTINGS: tuple[Setting, ...] = (
         "after sending a close frame, how long to wait for the client's before dropping TCP",
     ),
     Setting(
+        "max_pending_calls",
+        "int",
+        _D.max_pending_calls,
+        "procedure calls and receiver messages of one socket queued or running at once; past it an "
+        "invoke gets `InvalidActionError`, a transmit closes the socket with 1008",
+    ),
+    Setting(
+        "max_channel_name",
+        "int",
+        _D.max_channel_name,
+        "longest channel name (characters) a client may subscribe or publish to; longer: `InvalidActionError`",
+    ),
+    Setting(
+        "max_channels",
+        "int",
+        _D.max_channels,
+        "distinct channels with local subscribers per worker; a subscribe to one more gets `BrokerError`",
+    ),
+    Setting(
         "max_request_head",
         "int",
         _D.max_request_head,

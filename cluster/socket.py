@@ -105,6 +105,7 @@ class ServerSocket:
         "_conn",
         "_lanes",
         "_out",
+        "_pending_calls",
         "_raw",
         "_server",
         "_tasks",
@@ -136,6 +137,7 @@ class ServerSocket:
         self._out = Outbound(raw, server.config.outbound_limit, self, server.write_batch)
         self._batch: list[Any] | None = None
         self._lanes: dict[str, deque[tuple[Callable[..., Awaitable[None]], Any]]] | None = None
+        self._pending_calls = 0
         self._calls: dict[int, _Call] | None = None
         self._cids = CallIds()
         self.id = make_socket_id()
@@ -342,7 +344,7 @@ class ServerSocket:
         read_publish = server.read_publish
         if read_publish is not None and message.__class__ is str and self._plain_publish_allowed():
             publish = read_publish(message)
-            if publish is not None:
+            if publish is not None and len(publish.channel) <= server.config.max_channel_name:
                 await self._publish_plain(publish)
                 return
         if raw_chain:
@@ -390,6 +392,10 @@ class ServerSocket:
     def _reply_error(self, cid: int | float | None, error: BaseException) -> None:
         if cid is not None:
             self.respond_error(cid, error)
+
+    def _name_too_long(self) -> SCError:
+        limit = self._server.config.max_channel_name
+        return InvalidActionError(f"Channel name is longer than the limit of {limit} characters")
 
     async def _inbound(self, action: Action) -> BaseException | None:
         chain = self._server.inbound_chain
@@ -485,6 +491,9 @@ class ServerSocket:
         if not isinstance(channel, str):
             self._reply_error(cid, InvalidActionError("Subscribe channel name was malformatted"))
             return
+        if len(channel) > self._server.config.max_channel_name:
+            self._reply_error(cid, self._name_too_long())
+            return
         assert isinstance(data, dict)
         if self._server.inbound_chain:
             action = Action(ActionType.SUBSCRIBE, socket=self, channel=channel, data=data.get("data"))
@@ -494,7 +503,17 @@ class ServerSocket:
                 return
         if cid is None:  # socketcluster-server runs the middleware but does not subscribe
             return
-        limit = self._server.config.socket_channel_limit
+        config = self._server.config
+        if self._server.hub.subscribers(channel) == 0 and self._server.hub.channel_count >= config.max_channels:
+            self.respond_error(
+                cid,
+                BrokerError(
+                    f"Failed to subscribe socket to the {channel} channel - the worker's limit of "
+                    f"{config.max_channels} channels is reached"
+                ),
+            )
+            return
+        limit = config.socket_channel_limit
         if channel not in self.channels and limit is not None and len(self.channels) >= limit:
             self.respond_error(
                 cid,
@@ -539,6 +558,9 @@ class ServerSocket:
         if not isinstance(channel, str):
             self._reply_error(cid, InvalidActionError("Publish channel name was malformatted"))
             return
+        if len(channel) > self._server.config.max_channel_name:
+            self._reply_error(cid, self._name_too_long())
+            return
         assert isinstance(data, dict)
         payload = data.get("data")
         if self._server.inbound_chain:
@@ -581,7 +603,7 @@ class ServerSocket:
             publish = read(payload.decode("utf-8"))
         except UnicodeDecodeError:
             return False
-        if publish is None:
+        if publish is None or len(publish.channel) > server.config.max_channel_name:
             return False
         server.stats.messages_in += 1
         if self.auth_token is not None:
@@ -625,6 +647,10 @@ class ServerSocket:
         if procedure is None:
             self.respond_error(cid, InvalidActionError(f"No procedure is registered for {event}"))
             return
+        limit = self._server.config.max_pending_calls
+        if self._pending_calls >= limit:
+            self.respond_error(cid, InvalidActionError(f"Too many pending calls on this socket (limit {limit})"))
+            return
         request = Request(self, event, data, cid)
         self._enqueue("p:" + event, self._run_procedure, procedure, request)
 
@@ -641,12 +667,16 @@ class ServerSocket:
             queue = self._lanes[lane] = deque()
             self.spawn(self._drain_lane, lane, queue)
         queue.append((fn, args))
+        self._pending_calls += 1
 
     async def _drain_lane(self, lane: str, queue: deque[tuple[Callable[..., Awaitable[None]], Any]]) -> None:
         try:
             while queue:
                 fn, args = queue.popleft()
-                await fn(*args)
+                try:
+                    await fn(*args)
+                finally:
+                    self._pending_calls -= 1
         finally:
             if self._lanes is not None and self._lanes.get(lane) is queue:
                 del self._lanes[lane]
@@ -668,8 +698,13 @@ class ServerSocket:
         if await self._inbound(action) is not None:
             return
         receiver = self._server.app.receivers.get(event)
-        if receiver is not None:
-            self._enqueue("r:" + event, self._run_receiver, receiver, action.data)
+        if receiver is None:
+            return
+        if self._pending_calls >= self._server.config.max_pending_calls:  # no reply to refuse it with
+            log.info("socket %s: too many pending calls; closing it", self.id)
+            self.disconnect(CloseCode.POLICY_VIOLATION, "Too many pending calls")
+            return
+        self._enqueue("r:" + event, self._run_receiver, receiver, action.data)
 
     async def _run_receiver(
         self, receiver: Callable[[ServerSocket, Any], Awaitable[None]], data: Any

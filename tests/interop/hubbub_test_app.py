@@ -149,3 +149,9 @@ async def greet(socket: ServerSocket, data: Any) -> None:
 @app.receiver("binary")
 async def binary(socket: ServerSocket, data: Any) -> None:
     socket.transmit("binaryBack", {"buf": b"hubbub", "ab": bytes([0, 255])})
+
+
+@app.receiver("stall")
+async def stall(socket: ServerSocket, data: Any) -> None:
+    """hubbub only (tests/hostile): a receiver that never returns, to pile up pending calls."""
+    await trio.sleep_forever()
