@@ -226,8 +226,8 @@ async def test_sigterm_drains_with_4011_and_exits_0_within_the_deadline(
 
 @pytest.mark.trio
 async def test_one_worker_keeps_the_single_process_path(hubbub_cluster: ClusterFactory) -> None:
-    cluster = hubbub_cluster(workers=1)
-    status, body = await ahttp_get(cluster.http + "/health")
+    cluster = hubbub_cluster("--metrics-port", "0", workers=1)
+    status, body = await ahttp_get(cluster.status[0] + "/health")
     assert status == 200
     health = json.loads(body)
     assert health["pid"] == cluster.proc.pid  # no supervisor: the process we started serves
