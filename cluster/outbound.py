@@ -1,17 +1,22 @@
 """Sending on non-blocking sockets: writes coalesced per scheduler step, a bounded backlog per socket.
 
 ``Outbound.write`` only appends to the socket's pending list and marks the socket in the worker's
-:class:`WriteBatch`. The batch's one task wakes when the writing task yields to trio and sends
-each marked socket's pending bytes in one ``send``, so a burst of publications reaches each
-subscriber as one syscall, not one per message. What the kernel does not take stays queued and a
-flush task, started on demand, drains it when the socket is writable again. An idle connection has
-no task and no buffer.
+:class:`WriteBatch`. The batch's one task wakes when the writing task yields to trio and gives
+each marked socket's pending frames to the kernel in one ``sendmsg``, so a burst of publications
+reaches each subscriber as one syscall, not one per message. What the kernel does not take stays
+queued and a flush task, started on demand, drains it when the socket is writable again. An idle
+connection has no task and no buffer.
+
+Frames are never joined or sliced: a publication's frame is one ``bytes`` object shared by every
+subscriber, and a socket that falls behind keeps a reference to it and an offset into it, never a
+copy of its own. A thousand stalled subscribers of one large publication hold one frame, not a
+thousand.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import trio
@@ -20,6 +25,8 @@ __all__ = ["EARLY_SEND", "Outbound", "Owner", "WriteBatch"]
 
 #: Bytes queued for one socket within one scheduler step that are sent at once, without the batch.
 EARLY_SEND = 65536
+#: Frames given to one ``sendmsg`` (IOV_MAX is 1024 on Linux and the BSDs).
+_MAX_BUFFERS = 1024
 
 
 class Owner(Protocol):
@@ -80,8 +87,10 @@ class Outbound:
     """The sending side of one connection.
 
     ``owner.overflowed()`` is called (once) when the backlog exceeds ``limit`` bytes, and
-    ``owner.abort()`` when the kernel refuses the socket. After either, writes are dropped: the
-    connection is being torn down.
+    ``owner.abort()`` when the kernel refuses the socket. After an overflow the backlog is dropped
+    and only :meth:`write_final` data (the close frame) is still sent, right after the remaining
+    bytes of a frame the kernel has begun (a WebSocket frame cannot be cut short); after an abort
+    nothing more is sent: the connection is being torn down.
     """
 
     __slots__ = (
@@ -89,6 +98,7 @@ class Outbound:
         "_flushing",
         "_limit",
         "_marked",
+        "_offset",
         "_owner",
         "_pending",
         "_size",
@@ -102,8 +112,9 @@ class Outbound:
         self._limit = limit
         self._owner = owner
         self._batch = batch
-        self._pending: list[bytes] = []
-        self._size = 0
+        self._pending: list[bytes] = []  # whole frames, shared with other sockets
+        self._offset = 0  # bytes of _pending[0] the kernel has taken
+        self._size = 0  # bytes of the frames in _pending, each counted whole
         self._flushing = False  # a flush task owns the backlog (the kernel is full)
         self._marked = False  # in the batch, waiting for send_pending()
         self.closed = False
@@ -111,14 +122,18 @@ class Outbound:
 
     @property
     def backlog(self) -> int:
-        """Bytes queued that the kernel has not taken yet."""
+        """Bytes this socket keeps alive until the kernel takes them.
+
+        Each queued frame counts whole, a partly sent one too: the frame stays in memory until
+        its last byte is sent, whatever part of it remains.
+        """
         return self._size
 
     def write(self, data: bytes) -> None:
-        """Queue ``data`` for the next batch; past the limit, drop it and report the overflow once.
+        """Queue ``data`` for the next batch; past the limit, drop the backlog and report the overflow once.
 
-        The limit counts what the kernel refused. Bytes merely waiting for the batch are sent
-        early once they reach :data:`EARLY_SEND` so one scheduler step never piles up much.
+        The limit applies while the kernel refuses more. Bytes merely waiting for the batch are
+        sent early once they reach :data:`EARLY_SEND` so one scheduler step never piles up much.
         """
         if self.closed or self.limited:
             return
@@ -126,8 +141,7 @@ class Outbound:
         self._size += len(data)
         if self._flushing:
             if self._size > self._limit:
-                self.limited = True
-                self._owner.overflowed()
+                self._overflow()
         elif self._size >= EARLY_SEND:
             self.send_pending()
         elif not self._marked:
@@ -145,58 +159,87 @@ class Outbound:
             self._batch.mark(self)
 
     def send_pending(self) -> None:
-        """Give the kernel everything pending in one ``send``; queue what it does not take."""
+        """Give the kernel everything pending; queue what it does not take."""
         self._marked = False
-        if self.closed or self._flushing or not self._pending:
+        if self.closed or self._flushing or not self._pending or self._send():
             return
-        pending = self._pending
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._fail()
-            return
-        if sent == len(data):
-            self._pending = []
-            self._size = 0
-            return
-        rest = data[sent:]
-        self._pending = [rest]
-        self._size = len(rest)
-        if self._size > self._limit:
-            self.limited = True
-            self._owner.overflowed()
         self._flushing = True
         self._owner.spawn(self._flush)
+        if self._size > self._limit and not self.limited:
+            self._overflow()
 
     def detach(self) -> None:
         """The connection is gone: drop the reference to its owner (no cycle left to collect)."""
         self.closed = True
         self._owner = _DETACHED
 
+    def _send(self) -> bool:
+        """Hand pending frames to the kernel until it stops taking them; True when none is left."""
+        while self._pending:
+            pending, offset = self._pending, self._offset
+            count = min(len(pending), _MAX_BUFFERS)
+            try:
+                if count == 1:
+                    sent = self._sock.send(memoryview(pending[0])[offset:] if offset else pending[0])
+                else:
+                    buffers: Sequence[bytes | memoryview] = pending if count == len(pending) else pending[:count]
+                    if offset:
+                        buffers = [memoryview(pending[0])[offset:], *buffers[1:]]
+                    sent = self._sock.sendmsg(buffers)
+            except BlockingIOError:
+                return False
+            except OSError:
+                self._fail()
+                return True
+            if not self._advance(sent, count):
+                return False
+        return True
+
+    def _advance(self, sent: int, count: int) -> bool:
+        """Forget what the kernel took of the first ``count`` frames; True when it took them all."""
+        pending = self._pending
+        if count == len(pending) and sent == self._size - self._offset:
+            pending.clear()
+            self._size = self._offset = 0
+            return True
+        taken = self._offset + sent
+        done = freed = 0
+        while done < count and taken >= len(pending[done]):
+            size = len(pending[done])
+            taken -= size
+            freed += size
+            done += 1
+        del pending[:done]
+        self._size -= freed
+        self._offset = taken
+        return done == count
+
+    def _overflow(self) -> None:
+        """Drop the backlog, so that the close frame the owner now sends goes out next."""
+        self.limited = True
+        self._drop(keep_begun=True)
+        self._owner.overflowed()
+
+    def _drop(self, *, keep_begun: bool = False) -> None:
+        """Forget the pending frames, except with ``keep_begun`` one the kernel has taken part of."""
+        pending = self._pending
+        if keep_begun and self._offset:
+            del pending[1:]
+            self._size = len(pending[0])
+        else:
+            pending.clear()
+            self._size = self._offset = 0
+
     def _fail(self) -> None:
         self.closed = True
-        self._pending = []
-        self._size = 0
+        self._drop()
         self._owner.abort()
 
     async def _flush(self) -> None:
         try:
             while self._pending and not self.closed:
                 await trio.lowlevel.wait_writable(self._sock)
-                chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-                try:
-                    sent = self._sock.send(chunk)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    self._fail()
-                    return
-                rest = chunk[sent:]
-                self._pending = [rest] if rest else []
-                self._size = len(rest)
+                self._send()
         except (trio.ClosedResourceError, OSError, ValueError):  # the connection closed meanwhile
             self.closed = True
         finally:
