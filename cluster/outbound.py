@@ -16,7 +16,7 @@ thousand.
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
@@ -181,11 +181,10 @@ class Outbound:
             try:
                 if count == 1:
                     sent = self._sock.send(memoryview(pending[0])[offset:] if offset else pending[0])
+                elif offset:
+                    sent = self._sock.sendmsg([memoryview(pending[0])[offset:], *pending[1:count]])
                 else:
-                    buffers: Sequence[bytes | memoryview] = pending if count == len(pending) else pending[:count]
-                    if offset:
-                        buffers = [memoryview(pending[0])[offset:], *buffers[1:]]
-                    sent = self._sock.sendmsg(buffers)
+                    sent = self._sock.sendmsg(pending if count == len(pending) else pending[:count])
             except BlockingIOError:
                 return False
             except OSError:
