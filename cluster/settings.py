@@ -143,8 +143,9 @@ SETTINGS: tuple[Setting, ...] = (
         "outbound_limit",
         "int",
         _D.outbound_limit,
-        "bytes queued for one socket that the kernel has not taken; beyond it the socket is closed with **4010** "
-        "(slow consumer) and never holds back its channels",
+        "bytes of the frames queued for one socket that the kernel has not taken in full (a partly sent frame "
+        "counts whole); beyond it the backlog is dropped and the socket closed with **4010** (slow consumer), "
+        "its close frame next on the wire; it never holds back its channels",
     ),
     Setting(
         "socket_channel_limit",
