@@ -27,6 +27,9 @@ __all__ = ["EARLY_SEND", "Outbound", "Owner", "WriteBatch"]
 EARLY_SEND = 65536
 #: Frames given to one ``sendmsg`` (IOV_MAX is 1024 on Linux and the BSDs).
 _MAX_BUFFERS = 1024
+#: Pending bytes up to which several frames are joined for one ``send`` instead (a copy of that size
+#: costs less than ``sendmsg``; whatever the kernel does not take, the frames stay as they were).
+_JOIN_LIMIT = 8192
 
 
 class Owner(Protocol):
@@ -174,21 +177,31 @@ class Outbound:
         self._owner = _DETACHED
 
     def _send(self) -> bool:
-        """Hand pending frames to the kernel until it stops taking them; True when none is left."""
+        """Hand pending frames to the kernel until it stops taking them; True when none is left.
+
+        A few small frames are joined into one ``send`` (the copy is cheaper than ``sendmsg``'s
+        setup); otherwise ``sendmsg`` takes the frames as they are, the first from its offset.
+        """
         while self._pending:
             pending, offset = self._pending, self._offset
-            count = min(len(pending), _MAX_BUFFERS)
+            count = len(pending)
             try:
                 if count == 1:
                     sent = self._sock.send(memoryview(pending[0])[offset:] if offset else pending[0])
-                elif offset:
-                    sent = self._sock.sendmsg([memoryview(pending[0])[offset:], *pending[1:count]])
+                elif not offset and self._size <= _JOIN_LIMIT:
+                    sent = self._sock.send(b"".join(pending))
                 else:
-                    sent = self._sock.sendmsg(pending if count == len(pending) else pending[:count])
+                    count = min(count, _MAX_BUFFERS)
+                    head = memoryview(pending[0])[offset:]
+                    sent = self._sock.sendmsg([head, *pending[1:count]])
             except BlockingIOError:
                 return False
             except OSError:
                 self._fail()
+                return True
+            if count == len(pending) and sent == self._size - offset:
+                pending.clear()
+                self._size = self._offset = 0
                 return True
             if not self._advance(sent, count):
                 return False
@@ -197,10 +210,6 @@ class Outbound:
     def _advance(self, sent: int, count: int) -> bool:
         """Forget what the kernel took of the first ``count`` frames; True when it took them all."""
         pending = self._pending
-        if count == len(pending) and sent == self._size - self._offset:
-            pending.clear()
-            self._size = self._offset = 0
-            return True
         taken = self._offset + sent
         done = freed = 0
         while done < count and taken >= len(pending[done]):
