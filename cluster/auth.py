@@ -28,18 +28,17 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import datetime
-import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeGuard
 
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from .._js import JSON_PARSE, js_date_iso, js_json_dumps
 from ..protocol.errors import (
     AuthTokenError,
     AuthTokenExpiredError,
@@ -48,7 +47,7 @@ from ..protocol.errors import (
     SCError,
 )
 
-__all__ = ["HMAC_ALGORITHMS", "JwtAuth", "SignedToken", "js_date_iso", "js_json_dumps"]
+__all__ = ["HMAC_ALGORITHMS", "JwtAuth", "SignedToken"]
 
 #: The algorithms jsonwebtoken accepts for a secret key when none are configured.
 HMAC_ALGORITHMS: tuple[str, ...] = ("HS256", "HS384", "HS512")
@@ -240,13 +239,6 @@ def _integral_seconds(value: float, option: str) -> int:
 _JWS_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"Unexpected token {name[0]!r}: JSON has no {name}")
-
-
-_json_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def _b64url(segment: str) -> bytes:
     """Strict base64url (no padding, canonical trailing bits), as PyJWT will insist on later."""
     if len(segment) % 4 == 1:
@@ -267,143 +259,16 @@ def _decode_parts(token: str, parts: list[str]) -> tuple[dict[str, Any], Any]:
     if not _JWS_SHAPE.fullmatch(token):
         raise _invalid("invalid token")
     try:
-        header = _json_decoder.decode(_b64url(parts[0]).decode("utf-8"))
+        header = JSON_PARSE.decode(_b64url(parts[0]).decode("utf-8"))
         payload_text = _b64url(parts[1]).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError, RecursionError):
         raise _invalid("invalid token") from None
     if not isinstance(header, dict):
         raise _invalid("invalid token")
     try:
-        payload: Any = _json_decoder.decode(payload_text)
+        payload: Any = JSON_PARSE.decode(payload_text)
     except (ValueError, RecursionError) as exc:  # nested past the parser's depth: not JSON we take
         if header.get("typ") == "JWT":
             raise AuthTokenError(f"Unexpected token in JSON payload: {exc}", isBadToken=True) from None
         payload = payload_text
     return header, payload
-
-
-# -- JavaScript-compatible serialisation ---------------------------------------------------------------
-
-_MAX_DATE_MS = 8.64e15
-
-
-def js_date_iso(seconds: float) -> str | None:
-    """``new Date(seconds * 1000).toISOString()`` (e.g. ``2026-11-21T15:11:50.000Z``).
-
-    ``None`` where JavaScript has an invalid date (``JSON.stringify`` then writes ``null``).
-    """
-    millis = seconds * 1000
-    if not math.isfinite(millis) or abs(millis) > _MAX_DATE_MS:
-        return None
-    ms = math.trunc(millis)
-    days, ms_of_day = divmod(ms, 86_400_000)
-    year, month, day = _civil_from_days(days)
-    secs, milli = divmod(ms_of_day, 1000)
-    hour, rest = divmod(secs, 3600)
-    minute, second = divmod(rest, 60)
-    year_text = f"{year:04d}" if 0 <= year <= 9999 else f"{'-' if year < 0 else '+'}{abs(year):06d}"
-    return f"{year_text}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
-
-
-def _civil_from_days(days: int) -> tuple[int, int, int]:
-    """Proleptic Gregorian (year, month, day) of ``days`` since 1970-01-01, for any year."""
-    if -719_162 <= days <= 2_932_896:  # datetime's own range (years 1..9999)
-        date = datetime.date(1970, 1, 1) + datetime.timedelta(days=days)
-        return date.year, date.month, date.day
-    shifted = days + 719_468  # days since 0000-03-01
-    era = shifted // 146_097
-    day_of_era = shifted - era * 146_097
-    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
-    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
-    month_index = (5 * day_of_year + 2) // 153
-    day = day_of_year - (153 * month_index + 2) // 5 + 1
-    month = month_index + 3 if month_index < 10 else month_index - 9
-    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
-    return year, month, day
-
-
-def _js_number(value: float) -> str:
-    """``JSON.stringify`` of a number (ECMAScript Number::toString; non-finite → ``null``)."""
-    if not math.isfinite(value):
-        return "null"
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    # repr gives the shortest digits that round-trip, the same digits JavaScript picks; only the layout
-    # differs. Rewrite it as value = 0.DIGITS x 10**n and lay it out by ECMAScript's rules.
-    mantissa, _, exponent = repr(abs(value)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    all_digits = whole + fraction
-    significant = all_digits.lstrip("0")
-    n = len(whole) + int(exponent or 0) - (len(all_digits) - len(significant))
-    digits = significant.rstrip("0")
-    k = len(digits)
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = f"{digits[:n]}.{digits[n:]}"
-    elif -6 < n <= 0:
-        text = "0." + "0" * -n + digits
-    else:
-        exp = n - 1
-        text = f"{digits[0]}{'.' + digits[1:] if k > 1 else ''}e{'+' if exp >= 0 else '-'}{abs(exp)}"
-    return sign + text
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_string_encoder = json.JSONEncoder(ensure_ascii=False)
-_ARRAY_INDEX_MAX = 2**32 - 2
-
-
-def _js_string(value: str) -> str:
-    text = _string_encoder.encode(value)
-    if not text.isascii() and _LONE_SURROGATE.search(text):  # JSON.stringify escapes lone surrogates
-        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text
-
-
-def _is_array_index(key: str) -> bool:
-    return key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") and int(key) <= _ARRAY_INDEX_MAX
-
-
-def _js_key_order(keys: Iterable[str]) -> list[str]:
-    """JavaScript's own-property order: array-index keys ascending, then the rest in insertion order."""
-    keys = list(keys)
-    indexes = sorted((k for k in keys if _is_array_index(k)), key=int)
-    if not indexes:
-        return keys
-    return indexes + [k for k in keys if not _is_array_index(k)]
-
-
-def js_json_dumps(value: Any) -> str:
-    """``JSON.stringify(value)`` for JSON-like Python data (dict, list/tuple, str, int, float, bool, None).
-
-    Compact, non-ASCII kept as is, JavaScript number formatting and object key order. Dict keys must be
-    strings (ints are converted, as :func:`json.dumps` does). Raises :class:`TypeError` otherwise.
-    """
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return _js_string(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _js_number(value)
-    if isinstance(value, dict):
-        items: dict[str, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, int) and not isinstance(key, bool):
-                key = str(key)
-            elif not isinstance(key, str):
-                raise TypeError(f"keys must be str, not {type(key).__name__}")
-            items[key] = item
-        return (
-            "{" + ",".join(f"{_js_string(k)}:{js_json_dumps(items[k])}" for k in _js_key_order(items)) + "}"
-        )
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(js_json_dumps(item) for item in value) + "]"
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

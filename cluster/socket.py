@@ -36,7 +36,7 @@ from hubbub.protocol import (
     Transmit,
 )
 from hubbub.protocol import Response as ResponsePacket
-from hubbub.protocol.codec import PUBLISH_PREFIX
+from hubbub.protocol._json_codec import PUBLISH_PREFIX
 from hubbub.protocol.errors import (
     AuthTokenExpiredError,
     BrokerError,

@@ -1,10 +1,11 @@
 """The SocketCluster v20 protocol, without I/O: codecs, packets, errors, close codes, connection rules."""
 
-from .codec import ClientPublish as ClientPublish
-from .codec import Codec as Codec
-from .codec import CodecError as CodecError
-from .codec import JsonCodec as JsonCodec
-from .codec import get_codec as get_codec
+from ._codec import Codec as Codec
+from ._codec import CodecError as CodecError
+from ._codec_registry import get_codec as get_codec
+from ._json_codec import ClientPublish as ClientPublish
+from ._json_codec import JsonCodec as JsonCodec
+from ._minbin_codec import MinBinCodec as MinBinCodec
 from .codes import CloseCode as CloseCode
 from .codes import ReconnectAction as ReconnectAction
 from .codes import reconnect_action as reconnect_action

@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .codec import Codec, CodecError
+from ._codec import Codec, CodecError
 from .codes import CloseCode
 from .packets import Invoke, Packet, Raw, read_packets
 

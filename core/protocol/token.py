@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
+
+from .._js import JSON_PARSE
 
 __all__ = ["TokenDecodeError", "decode_unverified", "extract_auth_token_data"]
 
@@ -25,12 +26,6 @@ class TokenDecodeError(ValueError):
     """The token's payload could not be read as a JSON object."""
 
 
-def _reject_constant(name: str) -> Any:
-    # JSON.parse has no NaN / Infinity literals; Python's json module would accept them.
-    raise ValueError(f"invalid JSON constant {name}")
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _STD_TO_URL = str.maketrans({"+": "-", "/": "_"})
 
 
@@ -55,7 +50,7 @@ def decode_unverified(token: str) -> dict[str, Any]:
         raise TokenDecodeError("token has no payload part")
     try:
         text = _b64decode_lenient(parts[1]).decode("utf-8", errors="replace")
-        claims = _decoder.decode(text)
+        claims = JSON_PARSE.decode(text)
     except (binascii.Error, ValueError) as exc:
         raise TokenDecodeError(f"token payload is not base64url-encoded JSON: {exc}") from exc
     if not isinstance(claims, dict):
@@ -78,6 +73,6 @@ def extract_auth_token_data(signed_token: object) -> Any:
     data: str = parts[1]
     try:
         data = _b64decode_lenient(data).decode("utf-8", errors="replace")
-        return _decoder.decode(data)
+        return JSON_PARSE.decode(data)
     except (binascii.Error, ValueError):
         return data

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from hubbub.cluster.auth import JwtAuth, SignedToken, js_date_iso, js_json_dumps
+from hubbub._js import js_date_iso, js_json_dumps
+from hubbub.cluster.auth import JwtAuth, SignedToken
 from hubbub.protocol.errors import (
     AuthTokenError,
     AuthTokenExpiredError,

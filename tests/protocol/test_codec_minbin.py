@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubbub.protocol import CodecError, get_codec
-from hubbub.protocol.minbin import MinBinCodec, pack_exact
+from hubbub.protocol import CodecError, MinBinCodec, get_codec
+from hubbub.protocol._minbin_codec import pack_exact
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 EXPECTED_BINARY_FRAMES = 147

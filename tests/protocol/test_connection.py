@@ -15,6 +15,7 @@ from hubbub.protocol import (
     Invoke,
     JsonCodec,
     Liveness,
+    MinBinCodec,
     ProtocolViolation,
     Raw,
     Response,
@@ -22,7 +23,6 @@ from hubbub.protocol import (
     State,
     Transmit,
 )
-from hubbub.protocol.minbin import MinBinCodec
 
 HANDSHAKE = '{"event":"#handshake","data":{"authToken":null},"cid":1}'
 

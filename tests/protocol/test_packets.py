@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.protocol import Invoke, JsonCodec, Raw, Response, Transmit, read_packets
-from hubbub.protocol.minbin import MinBinCodec
+from hubbub.protocol import Invoke, JsonCodec, MinBinCodec, Raw, Response, Transmit, read_packets
 from hubbub.protocol.packets import (
     client_invoke_packet,
     is_number,

@@ -1,10 +1,4 @@
-"""Codecs: how packets become WebSocket messages and back.
-
-A codec turns a packet (a dict, or a list of dicts for a batch) into one WebSocket message and back.
-``JsonCodec`` is sc-formatter's format (text frames); ``MinBinCodec`` (in :mod:`.minbin`) is
-sc-codec-min-bin's MessagePack format (binary frames). Heartbeats (``""``, ``#1``, ``#2``) never pass
-through a codec.
-"""
+"""The JSON codec: sc-formatter's format (text frames), and the fast reader of a client's ``#publish``."""
 
 from __future__ import annotations
 
@@ -13,29 +7,11 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
-__all__ = ["PUBLISH_PREFIX", "ClientPublish", "Codec", "CodecError", "JsonCodec", "get_codec"]
+from .._js import JSON_PARSE, escape_lone_surrogates, js_to_uint8
 
-
-class CodecError(ValueError):
-    """A message could not be decoded (for codecs that, unlike JSON, have no raw fallback)."""
-
-
-class Codec(Protocol):
-    """Encodes packets to WebSocket messages and decodes them back.
-
-    ``binary`` tells whether encoded messages go in binary frames (True) or text frames (False).
-    ``decode`` never raises for JSON (undecodable text comes back as the raw string); codecs that
-    cannot fall back raise :class:`CodecError`.
-    """
-
-    name: str
-    binary: bool
-
-    def encode(self, value: Any) -> str | bytes: ...
-
-    def decode(self, message: str | bytes) -> Any: ...
+__all__ = ["PUBLISH_PREFIX", "ClientPublish", "JsonCodec"]
 
 
 class ClientPublish(NamedTuple):
@@ -54,70 +30,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # JSON.parse rejects NaN and Infinity
-
-
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 #: The decoder's scanner: one JSON value at an index, as ``raw_decode`` reads it without its wrapper.
-_scan_value: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+_scan_value: Callable[[str, int], tuple[Any, int]] = JSON_PARSE.scan_once  # type: ignore[attr-defined]
 _JSON_START = frozenset("{[")
 #: How every message :meth:`JsonCodec.read_publish` can read begins.
 PUBLISH_PREFIX = '{"event":"#publish","data":{"channel":"'
 _PUBLISH_VALUE_AT = len('{"event":"#publish","data":')
 _PUBLISH_TAIL = re.compile(r',"cid":([1-9][0-9]{0,14})}')
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_JS_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)")
-_JS_SPACE = (  # what String.prototype.trim removes
-    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-
-
-def _js_to_number(value: Any) -> float:
-    """JavaScript's ``Number(value)`` for JSON-like values (NaN for anything that is not a number)."""
-    if value is None or value is False:
-        return 0.0
-    if value is True:
-        return 1.0
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, list):  # [] -> "", [x] -> String(x), longer arrays are NaN unless empty strings
-        return _js_to_number(",".join("" if v is None else _js_string(v) for v in value))
-    if isinstance(value, str):
-        text = value.strip(_JS_SPACE)
-        if not text:
-            return 0.0
-        if _JS_NUMBER.fullmatch(text):
-            return float(text.replace("Infinity", "inf"))
-        for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
-            if text[:2].lower() == prefix:
-                try:
-                    return float(int(text[2:], base)) if text[2:].isalnum() else math.nan
-                except ValueError:
-                    return math.nan
-    return math.nan
-
-
-def _js_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join("" if v is None else _js_string(v) for v in value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    return str(value)
-
-
-def _to_uint8(value: Any) -> int:
-    """A Uint8Array element assignment: ``ToUint8(ToNumber(value))``."""
-    number = _js_to_number(value)
-    if math.isnan(number) or math.isinf(number):
-        return 0
-    return int(number) % 256
 
 
 def _replace_buffers(value: Any) -> Any:
@@ -125,7 +45,7 @@ def _replace_buffers(value: Any) -> Any:
     if isinstance(value, dict):
         data = value.get("data")
         if value.get("type") == "Buffer" and isinstance(data, list):
-            raw = bytes(_to_uint8(item) for item in data)
+            raw = bytes(js_to_uint8(item) for item in data)
             return {"base64": True, "data": base64.b64encode(raw).decode("ascii")}
         return {k: _replace_buffers(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -144,10 +64,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _escape_surrogate(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
 def _stringify(value: Any) -> str:
     try:
         text = _encoder.encode(value)
@@ -155,11 +71,7 @@ def _stringify(value: Any) -> str:
         if "Out of range float" not in str(exc):
             raise
         text = _encoder.encode(_finite(value))
-    if not text.isascii() and _SURROGATE.search(text) is not None:
-        # Join surrogate pairs that were split over two code points, escape the lone ones.
-        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-        text = _SURROGATE.sub(_escape_surrogate, joined)
-    return text
+    return escape_lone_surrogates(text)
 
 
 class JsonCodec:
@@ -225,17 +137,6 @@ class JsonCodec:
         if not stripped or stripped[0] not in _JSON_START:
             return message
         try:
-            return _decoder.decode(message)
+            return JSON_PARSE.decode(message)
         except (ValueError, RecursionError):
             return message
-
-
-def get_codec(name: str) -> Codec:
-    """The codec called ``name``: ``"json"`` or ``"minbin"``."""
-    if name == "json":
-        return JsonCodec()
-    if name == "minbin":
-        from .minbin import MinBinCodec
-
-        return MinBinCodec()
-    raise ValueError(f"unknown codec {name!r}: expected 'json' or 'minbin'")

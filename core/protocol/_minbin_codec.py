@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import msgpack
 
-from .codec import CodecError
+from ._codec import CodecError
 
 __all__ = ["MinBinCodec"]
 
