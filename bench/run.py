@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+#: What bench/requirements.txt installs, by import name.
+BENCH_MODULES = ("matplotlib", "wsproto", "h11")
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -90,7 +93,7 @@ def log(text: str) -> None:
 
 
 def setup(skip: bool) -> None:
-    """npm ci in bench/ and the bench-only Python requirements (matplotlib), when missing."""
+    """npm ci in bench/ and the bench-only Python requirements (bench/requirements.txt), when missing."""
     if shutil.which("node") is None:
         sys.exit("bench: node is needed (Node.js >= 18)")
     lock = (BENCH / "package-lock.json").read_bytes()
@@ -100,25 +103,22 @@ def setup(skip: bool) -> None:
         log("bench: npm ci in bench/")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True)
         stamp.write_text(digest)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        if skip:
-            return
-        log("bench: pip install -r bench/requirements.txt")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "-r",
-                str(BENCH / "requirements.txt"),
-            ],
-            check=True,
-        )
+    if skip or all(importlib.util.find_spec(name) is not None for name in BENCH_MODULES):
+        return
+    log("bench: pip install -r bench/requirements.txt")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(BENCH / "requirements.txt"),
+        ],
+        check=True,
+    )
 
 
 def raise_nofile() -> int:

@@ -1,6 +1,7 @@
 """websockets' sans-I/O layer against wsproto (+h11) for what a hubbub worker does.
 
-Run: ``.venv/bin/python bench/ws_libs.py`` (about 20-40 s; ``--quick`` for a smoke run).
+Run: ``.venv/bin/python bench/ws_libs.py`` (about 20-40 s; ``--quick`` for a smoke run); wsproto and h11
+are bench-only requirements (``pip install -r bench/requirements.txt``, which ``bench/run.sh`` does).
 
 Measured, each as the median of 5 runs, all in one process with the GC off while timing:
 
