@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from hubbub.protocol.token import extract_auth_token_data
+from hubbub.protocol import extract_auth_token_data
 
 __all__ = ["AuthState", "FileTokenStore", "MemoryTokenStore", "TokenStore", "token_payload"]
 

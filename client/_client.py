@@ -29,9 +29,11 @@ from hubbub.protocol import (
     Response,
     SCError,
     Transmit,
+    client_invoke_packet,
     hydrate_error,
+    response_packet,
+    transmit_packet,
 )
-from hubbub.protocol.packets import client_invoke_packet, response_packet, transmit_packet
 
 from ._auth import AuthState, MemoryTokenStore, TokenStore, token_payload
 from ._backoff import ReconnectOptions

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from hubbub.protocol import Invoke, SCError, dehydrate_error
-from hubbub.protocol.packets import response_packet
+from hubbub.protocol import Invoke, SCError, dehydrate_error, response_packet
 
 from ._buffer import MessageBuffer, Overflow
 from ._session import Session

@@ -14,8 +14,17 @@ from typing import Any
 
 import anyio
 
-from hubbub.protocol import Connection, Heartbeat, Packet, Response, Role, SCError, get_codec, hydrate_error
-from hubbub.protocol.packets import client_invoke_packet
+from hubbub.protocol import (
+    Connection,
+    Heartbeat,
+    Packet,
+    Response,
+    Role,
+    SCError,
+    client_invoke_packet,
+    get_codec,
+    hydrate_error,
+)
 
 from ._buffer import Notifier
 from ._errors import ConnectError, HandshakeError

@@ -1,6 +1,6 @@
 """The hubbub server: workers, the app API, middleware and the CLI."""
 
-from hubbub.protocol.errors import SCError as SCError
+from hubbub.protocol import SCError as SCError
 
 from .app import App as App
 from .app import Request as Request

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hubbub.protocol.packets import UNDEFINED
+from hubbub.protocol import UNDEFINED
 
 from .middleware import Middleware, MiddlewareLine
 
@@ -133,6 +133,6 @@ class App:
     async def publish(self, channel: str, data: Any) -> None:
         """Publish ``data`` on ``channel`` to every subscriber on every worker.
 
-        Raises :class:`~hubbub.protocol.errors.BrokerError` when the broker cannot take it.
+        Raises :class:`~hubbub.protocol.BrokerError` when the broker cannot take it.
         """
         await self.server.publish(channel, data)

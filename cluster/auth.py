@@ -39,7 +39,7 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from .._js import JSON_PARSE, js_date_iso, js_json_dumps
-from ..protocol.errors import (
+from ..protocol import (
     AuthTokenError,
     AuthTokenExpiredError,
     AuthTokenInvalidError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from hubbub.protocol.errors import BrokerError, SCError
+from hubbub.protocol import BrokerError, SCError
 
 __all__ = ["LOG_INTERVAL", "publish_failed", "subscribe_failed"]
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hubbub.protocol.errors import SCError, SilentMiddlewareBlockedError
+from hubbub.protocol import SCError, SilentMiddlewareBlockedError
 
 if TYPE_CHECKING:
     from .http import HttpRequest

@@ -25,10 +25,16 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
-from hubbub.broker import Broker, BrokerUnavailable
-from hubbub.broker.memory import MemoryBroker
-from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, get_codec
-from hubbub.protocol.errors import InvalidActionError, SCError
+from hubbub.broker import Broker, BrokerUnavailable, MemoryBroker
+from hubbub.protocol import (
+    ClientPublish,
+    CloseCode,
+    InvalidActionError,
+    JsonCodec,
+    ProtocolViolation,
+    SCError,
+    get_codec,
+)
 
 from .app import App
 from .auth import JwtAuth

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hubbub.broker.url import parse_redis_url
+from hubbub.broker import parse_redis_url
 
 from .config import ServerConfig
 

@@ -24,28 +24,30 @@ from websockets.server import ServerProtocol
 
 from hubbub.broker import BrokerUnavailable
 from hubbub.protocol import (
+    PUBLISH_PREFIX,
+    UNDEFINED,
+    AuthTokenExpiredError,
+    BrokerError,
     CallIds,
     ClientPublish,
     CloseCode,
     Connection,
     Heartbeat,
+    InvalidActionError,
     Invoke,
     Liveness,
+    Packet,
     Raw,
     Role,
-    Transmit,
-)
-from hubbub.protocol import Response as ResponsePacket
-from hubbub.protocol._json_codec import PUBLISH_PREFIX
-from hubbub.protocol.errors import (
-    AuthTokenExpiredError,
-    BrokerError,
-    InvalidActionError,
     SCError,
+    Transmit,
     dehydrate_error,
     hydrate_error,
+    response_packet,
+    server_invoke_packet,
+    transmit_packet,
 )
-from hubbub.protocol.packets import UNDEFINED, Packet, response_packet, server_invoke_packet, transmit_packet
+from hubbub.protocol import Response as ResponsePacket
 
 from .app import Request
 from .broker_errors import subscribe_failed

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from hubbub.broker.envelope import ENVELOPE_VERSION, Envelope, EnvelopeError, decode, encode
+from hubbub.broker import Envelope, EnvelopeError
+from hubbub.broker._envelope import ENVELOPE_VERSION, decode, encode
 
 
 def test_round_trip_keeps_every_field() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from hubbub._js import js_date_iso, js_json_dumps
 from hubbub.cluster.auth import JwtAuth, SignedToken
-from hubbub.protocol.errors import (
+from hubbub.protocol import (
     AuthTokenError,
     AuthTokenExpiredError,
     AuthTokenInvalidError,

@@ -6,13 +6,19 @@ from typing import Any
 
 import pytest
 
-from hubbub.protocol import Invoke, JsonCodec, MinBinCodec, Raw, Response, Transmit, read_packets
-from hubbub.protocol.packets import (
+from hubbub.protocol import (
+    Invoke,
+    JsonCodec,
+    MinBinCodec,
+    Raw,
+    Response,
+    Transmit,
     client_invoke_packet,
-    is_number,
+    read_packets,
     server_invoke_packet,
     transmit_packet,
 )
+from hubbub.protocol._packets import is_number
 
 
 @pytest.mark.parametrize(

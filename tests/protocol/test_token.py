@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.protocol.token import TokenDecodeError, decode_unverified, extract_auth_token_data
+from hubbub.protocol import TokenDecodeError, decode_unverified, extract_auth_token_data
 
 # Captured (S17): the token socketcluster-server 20 pushed with #setAuthToken.
 ALICE_TOKEN = (

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._codec import Codec, CodecError
-from .codes import CloseCode
-from .packets import Invoke, Packet, Raw, read_packets
+from ._codes import CloseCode
+from ._packets import Invoke, Packet, Raw, read_packets
 
 __all__ = [
     "PING",
@@ -38,11 +38,15 @@ __all__ = [
 
 
 class Role(enum.Enum):
+    """Which end of a connection this is: the rules differ for a client and a server."""
+
     CLIENT = "client"
     SERVER = "server"
 
 
 class State(enum.Enum):
+    """Where a connection is in its life."""
+
     CONNECTING = "connecting"  # WebSocket open, handshake not complete
     OPEN = "open"
     CLOSED = "closed"

@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .base import Broker
-from .memory import MemoryBroker
-from .redis import RedisBroker, RedisTarget
+from ._base import Broker
+from ._memory import MemoryBroker
+from ._redis import RedisBroker, RedisTarget
 
 __all__ = ["SCHEMES", "ManagedBroker", "open_broker", "parse_redis_url"]
 

@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import anyio
 import anyio.abc
 
-from .base import BrokerUnavailable, DeliverFn
-from .envelope import Envelope, EnvelopeError, decode, encode
+from ._base import BrokerUnavailable, DeliverFn
+from ._envelope import Envelope, EnvelopeError, decode, encode
 
 __all__ = ["BrokerStats", "RedisBroker", "RedisTarget", "default_worker_id", "redact_url"]
 

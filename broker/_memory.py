@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import DeliverFn
+from ._base import DeliverFn
 
 __all__ = ["MemoryBroker"]
 

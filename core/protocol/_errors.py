@@ -53,18 +53,20 @@ class SCError(Exception):
         return f"{self.name}: {self.message}"
 
 
-def _named(cls_name: str) -> type[SCError]:
-    return type(cls_name, (SCError,), {"default_name": cls_name, "__module__": __name__})
+def _named(cls_name: str, doc: str) -> type[SCError]:
+    return type(cls_name, (SCError,), {"default_name": cls_name, "__module__": __name__, "__doc__": doc})
 
 
-BrokerError = _named("BrokerError")
-InvalidActionError = _named("InvalidActionError")
-InvalidMessageError = _named("InvalidMessageError")
-SilentMiddlewareBlockedError = _named("SilentMiddlewareBlockedError")
-AuthTokenError = _named("AuthTokenError")
-AuthTokenExpiredError = _named("AuthTokenExpiredError")
-AuthTokenInvalidError = _named("AuthTokenInvalidError")
-AuthTokenNotBeforeError = _named("AuthTokenNotBeforeError")
+BrokerError = _named("BrokerError", "The broker could not take or deliver a publication.")
+InvalidActionError = _named("InvalidActionError", "The peer asked for something it may not do now.")
+InvalidMessageError = _named("InvalidMessageError", "A packet had the wrong shape for its event.")
+SilentMiddlewareBlockedError = _named(
+    "SilentMiddlewareBlockedError", "Middleware blocked an action without an error of its own."
+)
+AuthTokenError = _named("AuthTokenError", "An auth token could not be read.")
+AuthTokenExpiredError = _named("AuthTokenExpiredError", "An auth token's ``exp`` has passed.")
+AuthTokenInvalidError = _named("AuthTokenInvalidError", "An auth token failed verification.")
+AuthTokenNotBeforeError = _named("AuthTokenNotBeforeError", "An auth token's ``nbf`` is still ahead.")
 
 
 def dehydrate_error(error: BaseException | str | dict[str, Any]) -> Any:
