@@ -6,9 +6,9 @@ from ._base import DeliverFn as DeliverFn
 from ._envelope import Envelope as Envelope
 from ._envelope import EnvelopeError as EnvelopeError
 from ._memory import MemoryBroker as MemoryBroker
-from ._redis import BrokerStats as BrokerStats
 from ._redis import RedisBroker as RedisBroker
-from ._redis import RedisTarget as RedisTarget
+from ._redis_session import BrokerStats as BrokerStats
+from ._redis_target import RedisTarget as RedisTarget
 from ._url import ManagedBroker as ManagedBroker
 from ._url import open_broker as open_broker
 from ._url import parse_redis_url as parse_redis_url

@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._base import Broker
 from ._memory import MemoryBroker
-from ._redis import RedisBroker, RedisTarget
+from ._redis import RedisBroker
+from ._redis_target import RedisTarget
 
 __all__ = ["SCHEMES", "ManagedBroker", "open_broker", "parse_redis_url"]
 

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from hubbub.broker import MemoryBroker, open_broker, parse_redis_url
-from hubbub.broker._redis import redact_url
+from hubbub.broker._redis_target import redact_url
 
 
 def test_standalone_urls_pass_through() -> None:
