@@ -1,6 +1,6 @@
 """Every use of coredis internals by the Redis broker, in one place.
 
-Checked against coredis 6.9.0 (:data:`CHECKED_VERSION`); ``tests/broker/test_coredis_internals.py``
+Checked against coredis 6.9.0 (:data:`CHECKED_VERSION`); ``tests/broker/test_redis_parts.py``
 checks that each of them still exists in the installed coredis. What is read here and why:
 
 * ``coredis._utils.hash_slot`` and ``RedisCluster.connection_pool.cluster_layout.node_for_slot``:

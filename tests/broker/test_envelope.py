@@ -55,3 +55,21 @@ def test_bad_envelopes_raise_a_clear_error(data: bytes, message: str) -> None:
 def test_unserialisable_payload_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         encode(Envelope("c", object(), 0, "w", 0))
+
+
+def test_lone_surrogates_travel_unchanged_as_their_utf8_form() -> None:
+    env = Envelope("a\ud800", {"k\udc00": ["x\ud83d", "ok"]}, 1, "w", 5)
+    data = encode(env)
+    assert b"a\xed\xa0\x80" in data
+    assert decode(data) == env
+
+
+def test_integers_msgpack_cannot_hold_travel_as_floats() -> None:
+    env = Envelope("c", [2**64, -(2**63) - 1, 2**64 - 1, {"n": 10**30}, "\ud800"], 1, "w", 5)
+    assert decode(encode(env)).payload == [2.0**64, -(2.0**63), 2**64 - 1, {"n": 1e30}, "\ud800"]
+
+
+def test_valid_unicode_takes_the_plain_msgpack_path() -> None:
+    env = Envelope("é", {"d": "\U0001f600"}, 1, "w", 5)
+    plain = msgpack.packb({"v": 1, "ch": "é", "d": {"d": "\U0001f600"}, "id": 1, "w": "w", "t": 5}, use_bin_type=True)
+    assert encode(env) == plain
