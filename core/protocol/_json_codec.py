@@ -71,7 +71,7 @@ def _stringify(value: Any) -> str:
         if "Out of range float" not in str(exc):
             raise
         text = _encoder.encode(_finite(value))
-    return escape_lone_surrogates(text)
+    return text if text.isascii() else escape_lone_surrogates(text)
 
 
 class JsonCodec:
