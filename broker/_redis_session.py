@@ -109,6 +109,7 @@ class CurrentSession:
         return session
 
     def is_closing(self) -> bool:
+        """``closing``, read as a call so that a check after an ``await`` is not narrowed away."""
         return self.closing
 
     def set_ready(self) -> None:
