@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -180,4 +181,33 @@ def test_subscriptions_of_a_socket_that_leaves_are_released(start_server: Callab
         )
         stays.echo_works()
     _wait_gauges(server, NOTHING_HELD)
+    bad.assert_serves(server)
+
+
+def test_silent_connections_take_no_place_and_are_dropped_at_the_handshake_timeout(
+    start_server: Callable[..., Any],
+) -> None:
+    server = start_server("--max-connections", "3", "--handshake-timeout", "1")
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=bad.TIMEOUT) for _ in range(3)]
+    try:
+        started = time.monotonic()
+        bad.assert_serves(server)  # connections that never sent a request are not counted
+        for sock in silent:  # each is dropped at the handshake timeout, not kept
+            assert bad.read_until_eof(sock, timeout=5) == b""
+        assert time.monotonic() - started < 4
+    finally:
+        for sock in silent:
+            sock.close()
+    bad.assert_serves(server)
+
+
+@pytest.mark.timeout(40)
+def test_connection_churn_leaves_nothing_behind(start_server: Callable[..., Any]) -> None:
+    server = start_server("--public-metrics", "true")
+    with RssBound(server.proc.pid, 16):
+        for i in range(300):
+            with bad.peer(server.url) as p:
+                p.handshake()
+                p.invoke("#subscribe", {"channel": f"churn-{i}"})
+        _wait_gauges(server, {"hubbub_connections": 0.0, **NOTHING_HELD})
     bad.assert_serves(server)
