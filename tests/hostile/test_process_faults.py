@@ -10,7 +10,9 @@ port or exception, the log says it in a few lines and no traceback, and everythi
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -156,5 +158,22 @@ def test_redis_killed_under_a_worker_tells_clients_nothing_and_recovers(
 
     broker_lines = [line for line in server.lines if "broker" in line.lower()]
     assert len(broker_lines) <= 12, "\n".join(broker_lines)  # 40 failures: a few lines, not 40
+    assert_no_traceback(server)
+    bad.assert_serves(server)
+
+
+@pytest.mark.timeout(40)
+def test_running_out_of_descriptors_is_survived(start_server: Callable[..., Any]) -> None:
+    server = start_server("--handshake-timeout", "1")
+    resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (64, 64))  # the worker we started
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=bad.TIMEOUT) for _ in range(150)]
+    try:
+        for sock in silent:  # each is accepted in turn and dropped at the handshake timeout
+            assert bad.read_until_eof(sock, timeout=15) == b""
+    finally:
+        for sock in silent:
+            sock.close()
+    accept_failures = [line for line in server.lines if "accept failed" in line]
+    assert 1 <= len(accept_failures) <= 60, len(accept_failures)  # it ran out, backed off, did not spin
     assert_no_traceback(server)
     bad.assert_serves(server)
