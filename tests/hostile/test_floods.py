@@ -3,7 +3,9 @@
 Past ``--max-connections`` upgrades get HTTP 503 and the sockets already open are still served;
 20,000 tiny messages from one client leave the worker's memory bounded while other clients keep
 receiving; 2,000 subscribe/unsubscribe cycles leave no channel or subscription behind (read from
-``/metrics``). Each test ends with a fresh client that handshakes and receives.
+``/metrics``), and so do 300 connections that come and go; TCP connections that never send a
+request are dropped at the handshake timeout. Each test ends with a fresh client that handshakes
+and receives.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Process faults: a worker killed under its clients, Redis killed under a worker.
+"""Process faults: a worker killed under its clients, Redis killed under a worker, no descriptors left.
 
 Extends tests/cluster/test_supervisor.py (which follows the killed worker's own clients as they
 reconnect, and the cluster's ``/ready`` through a Redis outage) with what a bystander sees: the
 clients of the worker that was not killed are never disconnected, new clients are served by the
 restarted worker; during a Redis outage every client gets a ``BrokerError`` that names no host,
-port or exception, the log says it in a few lines and no traceback, and everything recovers.
+port or exception, the log says it in a few lines and no traceback, and everything recovers; a
+worker out of file descriptors backs off, sheds the silent sockets and serves again.
 """
 
 from __future__ import annotations
