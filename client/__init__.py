@@ -24,7 +24,6 @@ from ._buffer import Overflow as Overflow
 from ._channel import Channel as Channel
 from ._channel import ChannelState as ChannelState
 from ._client import Client as Client
-from ._client import ClientState as ClientState
 from ._client import ClientStatistics as ClientStatistics
 from ._connect import connect as connect
 from ._errors import AckTimeoutError as AckTimeoutError
@@ -45,6 +44,8 @@ from ._events import KickedOut as KickedOut
 from ._events import Reconnecting as Reconnecting
 from ._events import TokenChanged as TokenChanged
 from ._handlers import Handler as Handler
+from ._lifecycle import ClientState as ClientState
+from ._options import ClientOptions as ClientOptions
 
 __all__ = [
     "AckTimeoutError",
@@ -58,6 +59,7 @@ __all__ = [
     "Client",
     "ClientError",
     "ClientEvent",
+    "ClientOptions",
     "ClientState",
     "ClientStatistics",
     "ConnectError",

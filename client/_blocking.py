@@ -25,10 +25,12 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._auth import AuthState
 from ._channel import Channel, ChannelState
-from ._client import Client, ClientState
+from ._client import Client
 from ._connect import connect
 from ._events import ClientEvent
 from ._handlers import Handler
+from ._lifecycle import ClientState
+from ._options import ClientOptions
 
 __all__ = ["BlockingChannel", "BlockingClient", "connect_blocking"]
 
@@ -96,12 +98,14 @@ class BlockingChannel(_BlockingIterator):
 class BlockingClient:
     """The blocking twin of :class:`~hubbub.client.Client`; create it with :func:`connect_blocking`."""
 
-    def __init__(self, url: str, *, backend: str = "trio", **options: Any) -> None:
+    def __init__(
+        self, url: str, options: ClientOptions | None = None, *, backend: str = "trio", **overrides: Any
+    ) -> None:
         self._stack = contextlib.ExitStack()
         try:
             self._portal = self._stack.enter_context(start_blocking_portal(backend))
             self._client: Client = self._stack.enter_context(
-                self._portal.wrap_async_context_manager(connect(url, **options))
+                self._portal.wrap_async_context_manager(connect(url, options, **overrides))
             )
         except BaseException:
             self._stack.close()
@@ -205,10 +209,12 @@ class BlockingClient:
         self.close()
 
 
-def connect_blocking(url: str, *, backend: str = "trio", **options: Any) -> BlockingClient:
+def connect_blocking(
+    url: str, options: ClientOptions | None = None, *, backend: str = "trio", **overrides: Any
+) -> BlockingClient:
     """Connect and return a :class:`BlockingClient` (use it in ``with``, or call ``close()``).
 
-    ``options`` are those of :func:`~hubbub.client.connect`; ``backend`` picks the event loop that
-    runs in the background thread (``"trio"`` or ``"asyncio"``).
+    ``options``/``overrides`` are those of :func:`~hubbub.client.connect`; ``backend`` picks the
+    event loop that runs in the background thread (``"trio"`` or ``"asyncio"``).
     """
-    return BlockingClient(url, backend=backend, **options)
+    return BlockingClient(url, options, backend=backend, **overrides)

@@ -1,8 +1,8 @@
-"""The client: connection loop with reconnects, calls, channels, auth, handlers.
+"""The :class:`Client` users hold: it builds the client's parts, wires them, and exposes their API.
 
-Inside :func:`connect` the client owns one task group. Its main task opens a :class:`Session`,
-serves it (reader in the main task, a writer task and a ping watchdog beside it) and, when it
-closes, decides from the close code whether and when to reconnect (:class:`ReconnectOptions`).
+The parts, each in its own module: the connection life (``_lifecycle``), calls and their
+responses (``_calls``), channel subscriptions (``_subscriptions``), authentication
+(``_authenticator``), the packet router (``_inbound``) and the user's handlers (``_handlers``).
 Everything users call is either synchronous bookkeeping or waits on events; only the session
 tasks touch the socket.
 """
@@ -10,72 +10,31 @@ tasks touch the socket.
 from __future__ import annotations
 
 import dataclasses
-import enum
-import logging
-import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
-from hubbub.protocol import (
-    CallIds,
-    Heartbeat,
-    Invoke,
-    Packet,
-    Response,
-    SCError,
-    Transmit,
-    client_invoke_packet,
-    hydrate_error,
-    response_packet,
-    transmit_packet,
-)
+from hubbub.protocol import SCError
 
 from ._auth import AuthState, MemoryTokenStore, TokenStore, token_payload
-from ._backoff import ReconnectOptions
+from ._authenticator import Authenticator
 from ._buffer import Notifier, Overflow
-from ._channel import Channel, ChannelState, SubscribeOptions, Subscription
-from ._errors import (
-    AckTimeoutError,
-    ChannelOverflowError,
-    ConnectError,
-    ConnectionClosedError,
-    KickedOutError,
-    NotConnectedError,
-    RemoteError,
-)
-from ._events import (
-    AuthStateChanged,
-    ClientEvent,
-    Connected,
-    ConnectFailed,
-    Disconnected,
-    EventHub,
-    KickedOut,
-    Reconnecting,
-    TokenChanged,
-)
+from ._calls import CallTable
+from ._channel import Channel, SubscribeOptions
+from ._errors import ConnectionClosedError
+from ._events import ClientEvent, EventHub
 from ._handlers import Handler, Handlers
-from ._session import Session, open_session
-from ._websocket import TransportClosed, normalize_url
+from ._inbound import Inbound
+from ._lifecycle import ClientState, Lifecycle, SessionHooks
+from ._options import ClientOptions
+from ._session import Session
+from ._subscriptions import Subscriptions
+from ._websocket import normalize_url
 
-__all__ = ["Client", "ClientState", "ClientStatistics"]
-
-log = logging.getLogger("hubbub.client")
-
-_OUTBOX_LIMIT = 1024
-
-
-class ClientState(enum.Enum):
-    """Where the client's connection stands."""
-
-    CONNECTING = "connecting"  # connecting, or waiting to reconnect
-    OPEN = "open"  # handshake done
-    CLOSED = "closed"  # for good: closed by the user, or a close code that does not reconnect
+__all__ = ["Client", "ClientStatistics"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -92,118 +51,112 @@ class ClientStatistics:
     ignored_publications: int = 0
 
 
-class _Call:
-    __slots__ = ("done", "error", "response")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.response: Response | None = None
-        self.error: BaseException | None = None
-
-
 class Client:
-    """A SocketCluster client; create it with :func:`connect` (see there for the options)."""
+    """A SocketCluster client; create it with :func:`connect` (see :class:`ClientOptions` for the options)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        codec: str = "json",
-        ack_timeout: float = 10.0,
-        connect_timeout: float = 20.0,
-        auth_token: str | None = None,
-        token_store: TokenStore | None = None,
-        auto_reconnect: bool = True,
-        reconnect: ReconnectOptions | None = None,
-        protocol_version: int = 2,
-        channel_buffer: int = 1000,
-        overflow: Overflow = Overflow.DROP_OLDEST,
-        close_timeout: float = 2.0,
-        max_message_size: int | None = 2**24,
-        ssl_context: ssl.SSLContext | None = None,
-        procedures: Mapping[str, Handler] | None = None,
-        receivers: Mapping[str, Handler] | None = None,
-    ) -> None:
+    def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         self.url = normalize_url(url)
-        self.codec = codec
-        self.ack_timeout = ack_timeout
-        self.connect_timeout = connect_timeout
-        self.auto_reconnect = auto_reconnect
-        self.reconnect_options = reconnect or ReconnectOptions()
-        self.protocol_version = protocol_version
-        self.channel_buffer = channel_buffer
-        self.overflow = overflow
-        self.close_timeout = close_timeout
-        self.max_message_size = max_message_size
-        self.ssl_context = ssl_context
-        self.token_store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
-        if auth_token is not None:
-            self.token_store.save(auth_token)
-        self._handlers = Handlers(procedures, receivers)
-        self._state = ClientState.CONNECTING
-        self._session: Session | None = None
-        self._cids = CallIds()
-        self._calls: dict[int, _Call] = {}
-        self._subscriptions: dict[str, Subscription] = {}
+        self.options = options if options is not None else ClientOptions()
+        store = self.options.token_store
+        self.token_store: TokenStore = store if store is not None else MemoryTokenStore()
+        if self.options.auth_token is not None:
+            self.token_store.save(self.options.auth_token)
         self._notifier = Notifier()
-        self._stats = ClientStatistics()
         self._events = EventHub()
-        self._auth_state = AuthState.UNAUTHENTICATED
-        self._auth_token: str | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._closing = False
-        self._run_scope = anyio.CancelScope()
-        self._close_code: int | None = None
-        self._close_reason = ""
-        self.id: str | None = None
-        #: The server's ``authError`` from the last handshake (a refused token), or None.
-        self.auth_error: SCError | None = None
-        #: The last connection failure (:class:`ConnectError`), or None.
-        self.last_error: Exception | None = None
+        self._handlers = Handlers(self.options.procedures, self.options.receivers)
+        hooks = SessionHooks(
+            token=lambda: self._auth.load_token(),
+            next_call_id=lambda: self._calls.next_id(),
+            opened=self._opened,
+            received=lambda session, packet: self._inbound.received(session, packet),
+            closed=self._closed,
+            finished=self._finished,
+        )
+        self._life = Lifecycle(self.url, self.options, hooks, self._events, self._notifier)
+        self._calls = CallTable(self._life, ack_timeout=self.options.ack_timeout, url=self.url)
+        self._subscriptions = Subscriptions(
+            self._life,
+            self._calls,
+            self._notifier,
+            spawn=self._life.spawn,
+            is_authenticated=lambda: self._auth.is_authenticated,
+        )
+        self._auth = Authenticator(
+            self.token_store,
+            self._life,
+            self._calls,
+            self._events,
+            self._notifier,
+            on_authenticated=self._subscriptions.send_pending,
+        )
+        self._inbound = Inbound(
+            self._calls, self._subscriptions, self._auth, self._handlers, self._events, self._life.spawn
+        )
 
     # ---- state -------------------------------------------------------------------------------
 
     @property
     def state(self) -> ClientState:
         """``CONNECTING`` (also while waiting to reconnect), ``OPEN`` or ``CLOSED`` (for good)."""
-        return self._state
+        return self._life.state
+
+    @property
+    def id(self) -> str | None:
+        """The server's id for the current connection."""
+        return self._life.id
+
+    @property
+    def auth_error(self) -> SCError | None:
+        """The server's ``authError`` from the last handshake (a refused token), or None."""
+        return self._life.auth_error
+
+    @property
+    def last_error(self) -> Exception | None:
+        """The last connection failure (:class:`ConnectError`), or None."""
+        return self._life.last_error
 
     @property
     def auth_state(self) -> AuthState:
         """``AUTHENTICATED`` or ``UNAUTHENTICATED``."""
-        return self._auth_state
+        return self._auth.state
 
     @property
     def auth_token(self) -> str | None:
         """The signed token the connection is authenticated with."""
-        return self._auth_token
+        return self._auth.token
 
     @property
     def auth_claims(self) -> Any:
         """The token's payload, decoded without verifying the signature (None when unauthenticated)."""
-        return token_payload(self._auth_token)
+        return token_payload(self._auth.token)
 
     def statistics(self) -> ClientStatistics:
         """Counters for monitoring and tests (a copy)."""
-        return dataclasses.replace(self._stats, pending_calls=len(self._calls))
+        subscriptions = self._subscriptions
+        return ClientStatistics(
+            connections=self._life.connections,
+            pending_calls=len(self._calls),
+            publications=subscriptions.publications,
+            ignored_publications=subscriptions.ignored_publications,
+        )
 
     def channel_names(self) -> list[str]:
         """The channels subscribed or pending, in subscription order."""
-        return list(self._subscriptions)
+        return self._subscriptions.names()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for an open connection; raises ``ConnectionClosedError`` if the client closes for good."""
         with anyio.fail_after(timeout):
-            await self._open_session()
+            await self._life.wait_session()
 
     async def wait_authenticated(self, timeout: float | None = None) -> None:
         """Wait until the client is authenticated."""
         with anyio.fail_after(timeout):
             await self._notifier.wait_for(
-                lambda: self._auth_state is AuthState.AUTHENTICATED or self._state is ClientState.CLOSED
+                lambda: self._auth.is_authenticated or self._life.state is ClientState.CLOSED
             )
-        if self._auth_state is not AuthState.AUTHENTICATED:
-            raise self._closed_error()
+        if not self._auth.is_authenticated:
+            raise self._life.closed_error()
 
     def events(self, max_size: int = 256) -> AbstractAsyncContextManager[AsyncIterator[ClientEvent]]:
         """``async with client.events() as events: async for event in events:`` — connection and auth events.
@@ -224,12 +177,11 @@ class Client:
         :class:`ConnectionClosedError` if the connection drops first. While the client is
         reconnecting the call waits for the connection (within the same timeout).
         """
-        return await self._request(procedure, data, self.ack_timeout if timeout is None else timeout)
+        return await self._calls.request(procedure, data, timeout)
 
     async def transmit(self, event: str, data: Any = None) -> None:
         """Send an event with no reply expected (waits up to ``ack_timeout`` for a connection)."""
-        session = await self._writable_session()
-        session.send(transmit_packet(event, data))
+        await self._calls.transmit(event, data)
 
     async def publish(
         self, channel: str, data: Any = None, *, ack: bool = True, timeout: float | None = None
@@ -241,60 +193,9 @@ class Client:
         """
         payload = {"channel": channel, "data": data}
         if ack:
-            await self._request("#publish", payload, self.ack_timeout if timeout is None else timeout)
+            await self._calls.request("#publish", payload, timeout)
         else:
-            await self.transmit("#publish", payload)
-
-    async def _request(self, event: str, data: Any, timeout: float | None) -> Any:
-        try:
-            with anyio.fail_after(timeout):
-                session = await self._open_session()
-                await session.wait_backlog_below(_OUTBOX_LIMIT)
-                cid, call = self._send_call(session, event, data)
-                return await self._call_result(cid, call)
-        except TimeoutError:
-            raise AckTimeoutError(f"Event response for {event} event timed out") from None
-
-    def _send_call(self, session: Session, event: str, data: Any) -> tuple[int, _Call]:
-        """Queue a request now (so requests leave in call order); await it with :meth:`_call_result`."""
-        cid = self._cids.next()
-        call = self._calls[cid] = _Call()
-        session.send(client_invoke_packet(event, data, cid))
-        return cid, call
-
-    async def _call_result(self, cid: int, call: _Call) -> Any:
-        try:
-            await call.done.wait()
-        finally:
-            self._calls.pop(cid, None)
-        if call.error is not None:
-            raise call.error
-        assert call.response is not None
-        error = hydrate_error(call.response.error)
-        if error is not None:
-            raise RemoteError.from_sc(error)
-        return call.response.data
-
-    async def _open_session(self) -> Session:
-        await self._notifier.wait_for(lambda: self._session is not None or self._state is ClientState.CLOSED)
-        if self._session is None:
-            raise self._closed_error()
-        return self._session
-
-    async def _writable_session(self) -> Session:
-        with anyio.move_on_after(self.ack_timeout):
-            session = await self._open_session()
-            await session.wait_backlog_below(_OUTBOX_LIMIT)
-            return session
-        raise NotConnectedError(f"no connection to {self.url} within {self.ack_timeout:g} s")
-
-    def _closed_error(self) -> ConnectionClosedError:
-        detail = f" (code {self._close_code}{': ' + self._close_reason if self._close_reason else ''})"
-        return ConnectionClosedError(
-            "the client is closed" + (detail if self._close_code else ""),
-            code=self._close_code,
-            reason=self._close_reason,
-        )
+            await self._calls.transmit("#publish", payload)
 
     # ---- channels ----------------------------------------------------------------------------
 
@@ -316,74 +217,19 @@ class Client:
         handle buffers up to ``max_size`` messages (default: the client's ``channel_buffer``),
         applying ``overflow`` (default: the client's ``overflow``) beyond that.
         """
-        if self._state is ClientState.CLOSED:
-            raise self._closed_error()
-        subscription = self._subscriptions.get(channel)
-        if subscription is None:
-            options = SubscribeOptions(data, wait_for_auth, priority)
-            subscription = Subscription(channel, options, self._notifier)
-            self._subscriptions[channel] = subscription
-            self._send_subscribe(subscription)
-        handle = Channel(self, subscription, max_size or self.channel_buffer, overflow or self.overflow)
-        subscription.handles.add(handle)
-        return handle
+        if self._life.state is ClientState.CLOSED:
+            raise self._life.closed_error()
+        options = SubscribeOptions(data, wait_for_auth, priority)
+        buffer_size = max_size or self.options.channel_buffer
+        return self._subscriptions.subscribe(channel, options, buffer_size, overflow or self.options.overflow)
 
     async def unsubscribe(self, channel: str) -> None:
         """Unsubscribe every handle of ``channel``."""
-        await anyio.lowlevel.checkpoint()
-        subscription = self._subscriptions.get(channel)
-        if subscription is not None:
-            for handle in list(subscription.handles):
-                self.release_channel(handle)
+        await self._subscriptions.unsubscribe(channel)
 
     def release_channel(self, channel: Channel, error: BaseException | None = None) -> None:
-        """End one handle (``Channel.unsubscribe`` calls this); the last one unsubscribes on the wire."""
-        channel._end(error)
-        subscription = channel._subscription
-        subscription.handles.discard(channel)
-        if subscription.handles or self._subscriptions.get(subscription.name) is not subscription:
-            return
-        del self._subscriptions[subscription.name]
-        active = subscription.state is ChannelState.SUBSCRIBED or subscription.in_flight
-        subscription.set_state(ChannelState.UNSUBSCRIBED)
-        if active and self._session is not None:
-            self._session.send(transmit_packet("#unsubscribe", subscription.name))
-
-    def _send_subscribe(self, subscription: Subscription) -> None:
-        """Send ``#subscribe`` now if connected, allowed (auth) and not already in flight."""
-        session = self._session
-        waiting_for_auth = (
-            subscription.options.wait_for_auth and self._auth_state is not AuthState.AUTHENTICATED
-        )
-        if session is None or waiting_for_auth or subscription.in_flight:
-            return
-        if subscription.state is not ChannelState.PENDING:
-            return
-        cid, call = self._send_call(session, "#subscribe", subscription.options.wire(subscription.name))
-        subscription.call_id = cid
-        self._spawn(self._subscribe_result, subscription, cid, call)
-
-    async def _subscribe_result(self, subscription: Subscription, cid: int, call: _Call) -> None:
-        try:
-            await self._call_result(cid, call)
-        except RemoteError as exc:
-            if self._subscriptions.get(subscription.name) is subscription:
-                del self._subscriptions[subscription.name]
-                subscription.end(exc)
-        except ConnectionClosedError:
-            pass  # stays pending; the next handshake resubscribes it
-        else:
-            current = self._subscriptions.get(subscription.name) is subscription
-            if current and subscription.call_id == cid:
-                subscription.set_state(ChannelState.SUBSCRIBED)
-        finally:
-            if subscription.call_id == cid:
-                subscription.call_id = None
-
-    def _process_pending_subscriptions(self) -> None:
-        pending = [s for s in self._subscriptions.values() if s.state is ChannelState.PENDING]
-        for subscription in sorted(pending, key=lambda s: -s.options.priority):
-            self._send_subscribe(subscription)
+        """End one handle (``Channel.unsubscribe`` does this); the last one unsubscribes on the wire."""
+        self._subscriptions.release_channel(channel, error)
 
     # ---- auth --------------------------------------------------------------------------------
 
@@ -393,65 +239,11 @@ class Client:
         Raises :class:`RemoteError` when the server refuses the token (the client is then
         unauthenticated).
         """
-        try:
-            status = await self._request("#authenticate", token, self.ack_timeout)
-        except RemoteError:
-            self._become_unauthenticated()
-            raise
-        auth_error = status.get("authError") if isinstance(status, dict) else None
-        if isinstance(status, dict) and status.get("isAuthenticated"):
-            self._store_token(token)
-            self._become_authenticated(token)
-            return
-        self._become_unauthenticated()
-        raise RemoteError.from_sc(
-            hydrate_error(auth_error) or SCError("authentication failed", "AuthTokenError")
-        )
+        await self._auth.authenticate(token)
 
     async def deauthenticate(self) -> None:
         """Forget the token and tell the server (``#removeAuthToken``) when connected."""
-        await anyio.lowlevel.checkpoint()
-        self._store_token(None)
-        if self._session is not None:
-            self._session.send(transmit_packet("#removeAuthToken"))
-        self._become_unauthenticated()
-
-    def _load_token(self) -> str | None:
-        try:
-            return self.token_store.load()
-        except OSError:
-            log.exception("the token store failed; connecting without a token")
-            return None
-
-    def _store_token(self, token: str | None) -> None:
-        """Save (or with None clear) the token; a failing store is logged, not fatal (as in the JS client)."""
-        try:
-            if token is None:
-                self.token_store.clear()
-            else:
-                self.token_store.save(token)
-        except OSError:
-            log.exception("the token store failed")
-
-    def _become_authenticated(self, token: str) -> None:
-        old = self._auth_state
-        self._auth_token = token
-        self._auth_state = AuthState.AUTHENTICATED
-        payload = token_payload(token)
-        if old is not AuthState.AUTHENTICATED:
-            self._events.emit(AuthStateChanged(old, AuthState.AUTHENTICATED, token, payload))
-            self._process_pending_subscriptions()
-        self._events.emit(TokenChanged(token, payload))
-        self._notifier.notify()
-
-    def _become_unauthenticated(self) -> None:
-        old = self._auth_state
-        self._auth_token = None
-        self._auth_state = AuthState.UNAUTHENTICATED
-        if old is not AuthState.UNAUTHENTICATED:
-            self._events.emit(AuthStateChanged(old, AuthState.UNAUTHENTICATED, None, None))
-            self._events.emit(TokenChanged(None, None))
-            self._notifier.notify()
+        await self._auth.deauthenticate()
 
     # ---- handlers ----------------------------------------------------------------------------
 
@@ -479,218 +271,25 @@ class Client:
         """
         return self._handlers.listen(event, max_size)
 
-    # ---- inbound packets -----------------------------------------------------------------------
+    # ---- life --------------------------------------------------------------------------------
 
-    def _dispatch(self, session: Session, item: Heartbeat | Packet) -> None:
-        if isinstance(item, Heartbeat):
-            session.on_ping()
-        elif isinstance(item, Response):
-            call = self._calls.get(int(item.rid)) if float(item.rid).is_integer() else None
-            if call is not None:
-                call.response = item
-                call.done.set()
-        elif isinstance(item, Invoke):
-            self._on_invoke(session, item)
-        elif isinstance(item, Transmit):
-            self._on_transmit(item.event, item.data)
-
-    def _on_transmit(self, event: str, data: Any) -> None:
-        if event == "#publish":
-            if isinstance(data, dict) and isinstance(data.get("channel"), str):
-                self._deliver(data["channel"], data.get("data"))
-        elif event == "#kickOut":
-            if isinstance(data, dict) and isinstance(data.get("channel"), str):
-                self._kick_out(data["channel"], data.get("message"))
-        elif event == "#setAuthToken":
-            if isinstance(data, dict) and isinstance(data.get("token"), str):
-                self._store_token(data["token"])
-                self._become_authenticated(data["token"])
-        elif event == "#removeAuthToken":
-            self._store_token(None)
-            if self._auth_state is AuthState.UNAUTHENTICATED:
-                self._events.emit(TokenChanged(None, None))  # a refused handshake token
-            self._become_unauthenticated()
-        else:
-            self._handlers.on_transmit(event, data, self._spawn)
-
-    def _on_invoke(self, session: Session, request: Invoke) -> None:
-        if request.event in ("#setAuthToken", "#removeAuthToken"):
-            data = request.data
-            if request.event == "#removeAuthToken" or (
-                isinstance(data, dict) and isinstance(data.get("token"), str)
-            ):
-                self._on_transmit(request.event, data)
-                session.send(response_packet(request.cid))
-            else:
-                error = {
-                    "message": "No token data provided by #setAuthToken event",
-                    "name": "InvalidMessageError",
-                }
-                session.send(response_packet(request.cid, error=error))
-            return
-        self._handlers.on_invoke(session, request, self._spawn)
-
-    def _spawn(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        if self._tg is not None:
-            self._tg.start_soon(func, *args)
-
-    def _deliver(self, channel: str, data: Any) -> None:
-        subscription = self._subscriptions.get(channel)
-        if subscription is None or subscription.state is ChannelState.UNSUBSCRIBED:
-            self._stats.ignored_publications += 1
-            return
-        self._stats.publications += 1
-        for handle in subscription.deliver(data):
-            self.release_channel(handle, ChannelOverflowError(f"channel {channel!r}: buffer overflowed"))
-
-    def _kick_out(self, channel: str, message: Any) -> None:
-        subscription = self._subscriptions.pop(channel, None)
-        if subscription is not None:
-            subscription.end(KickedOutError(channel, message))
-        self._events.emit(KickedOut(channel, message))
-
-    # ---- connection loop -----------------------------------------------------------------------
-
-    async def _open(self) -> Session:
-        return await open_session(
-            self.url,
-            codec=self.codec,
-            protocol_version=self.protocol_version,
-            token=self._load_token(),
-            cid=self._cids.next(),
-            connect_timeout=self.connect_timeout,
-            ack_timeout=self.ack_timeout,
-            close_timeout=self.close_timeout,
-            max_size=self.max_message_size,
-            ssl_context=self.ssl_context,
-        )
-
-    async def _start(self, tg: anyio.abc.TaskGroup, wait: bool) -> None:
-        self._tg = tg
-        first = await self._open() if wait else None
-        if first is not None:
-            self._on_open(first)
-        tg.start_soon(self._run, first)
-
-    async def _run(self, session: Session | None) -> None:
-        attempt, code, reason = 0, 1006, ""
-        try:
-            with self._run_scope:
-                while True:
-                    if session is None and not self._closing:
-                        session, code = await self._try_open()
-                    if session is not None:  # served even when closing: it reads the close echo
-                        attempt = 0
-                        code, reason = await self._serve(session)
-                        session = None
-                    delay = self.reconnect_options.delay(attempt, code) if self.auto_reconnect else None
-                    if delay is None or self._closing:
-                        break
-                    self._events.emit(Reconnecting(attempt, delay))
-                    attempt += 1
-                    await anyio.sleep(delay)
-        finally:
-            if self._closing:
-                code, reason = 1000, ""
-            self._finish(code, reason)
-
-    async def _try_open(self) -> tuple[Session | None, int]:
-        try:
-            session = await self._open()
-        except ConnectError as exc:
-            log.info("connecting to %s failed: %s", self.url, exc)
-            self.last_error = exc
-            self._events.emit(ConnectFailed(exc))
-            return None, exc.code
-        self._on_open(session)
-        return session, 0
-
-    async def _serve(self, session: Session) -> tuple[int, str]:
-        closed = (1006, "")
-        try:
-            closed = await self._read_loop(session)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await session.ws.abort()
-            self._on_close(*closed)
-        return closed
-
-    async def _read_loop(self, session: Session) -> tuple[int, str]:
-        closed = (1006, "")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(session.write_loop)
-            tg.start_soon(self._watchdog, session)
-            try:
-                for packet in session.leftovers:
-                    self._dispatch(session, packet)
-                while True:
-                    for item in session.conn.receive(await session.ws.receive()):
-                        self._dispatch(session, item)
-            except TransportClosed as exc:
-                closed = (exc.code, exc.reason)
-            tg.cancel_scope.cancel()
-        return closed
-
-    async def _watchdog(self, session: Session) -> None:
-        """Close with 4000 when no ping arrives for the server's ``pingTimeout`` (pings move the deadline)."""
-        with anyio.move_on_after(session.reply.ping_timeout) as session.ping_scope:
-            await anyio.sleep_forever()
-        log.info("no ping from %s within %g s; reconnecting", self.url, session.reply.ping_timeout)
-        await session.ws.close(4000, "Server ping timed out", timeout=self.close_timeout)
-
-    def _on_open(self, session: Session) -> None:
-        reply = session.reply
-        self.id = reply.id
-        self.auth_error = reply.auth_error
-        self.last_error = None
-        self._session = session
-        self._state = ClientState.OPEN
-        self._stats.connections += 1
-        if reply.is_authenticated and reply.token is not None:
-            self._become_authenticated(reply.token)
-        else:
-            self._become_unauthenticated()
-        self._events.emit(Connected(reply.id, reply.ping_timeout, reply.is_authenticated, reply.auth_error))
-        self._process_pending_subscriptions()
-        self._notifier.notify()
-
-    def _on_close(self, code: int, reason: str) -> None:
-        self._session = None
-        self.id = None
-        if self._state is ClientState.OPEN:
-            self._state = ClientState.CONNECTING
-        self._close_code, self._close_reason = code, reason
-        for call in self._calls.values():
-            message = f"connection closed (code {code}) before the response arrived"
-            call.error = ConnectionClosedError(message, code=code, reason=reason)
-            call.done.set()
-        self._calls.clear()
-        for subscription in self._subscriptions.values():
-            subscription.call_id = None
-            if subscription.state is ChannelState.SUBSCRIBED:
-                subscription.set_state(ChannelState.PENDING)
-        self._events.emit(Disconnected(code, reason))
-        self._notifier.notify()
-
-    def _finish(self, code: int, reason: str) -> None:
-        self._state = ClientState.CLOSED
-        self._close_code, self._close_reason = code, reason
-        error = self._closed_error()
-        for subscription in list(self._subscriptions.values()):
-            subscription.end(error)
-        self._subscriptions.clear()
-        self._handlers.close(error)
-        self._events.close()
-        self._notifier.notify()
+    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Run the client in ``tg`` (:func:`connect` does this); see ``ClientOptions.wait_connected``."""
+        await self._life.start(tg)
 
     async def aclose(self) -> None:
         """Close the connection (code 1000) and stop reconnecting. Idempotent."""
-        self._closing = True
-        session = self._session
-        if session is not None:
-            await session.ws.close(1000, "", timeout=self.close_timeout)
-        self._run_scope.cancel()
-        if self._tg is not None:
-            with anyio.move_on_after(self.close_timeout):
-                await self._notifier.wait_for(lambda: self._state is ClientState.CLOSED)
-        await anyio.lowlevel.checkpoint()
+        await self._life.aclose()
+
+    def _opened(self, session: Session) -> None:
+        reply = session.reply
+        self._auth.on_handshake(reply.is_authenticated, reply.token)
+        self._subscriptions.send_pending()
+
+    def _closed(self, code: int, reason: str) -> None:
+        self._calls.fail_all(code, reason)
+        self._subscriptions.on_disconnect()
+
+    def _finished(self, error: ConnectionClosedError) -> None:
+        self._subscriptions.end_all(error)
+        self._handlers.close(error)

@@ -2,45 +2,29 @@
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator, Mapping
+import dataclasses
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 
-from ._auth import TokenStore
-from ._backoff import ReconnectOptions
-from ._buffer import Overflow
 from ._client import Client
-from ._handlers import Handler
+from ._options import ClientOptions
 
 __all__ = ["connect"]
 
 
 @asynccontextmanager
-async def connect(
-    url: str,
-    *,
-    codec: str = "json",
-    ack_timeout: float = 10.0,
-    connect_timeout: float = 20.0,
-    auth_token: str | None = None,
-    token_store: TokenStore | None = None,
-    auto_reconnect: bool = True,
-    reconnect: ReconnectOptions | None = None,
-    wait_connected: bool = True,
-    protocol_version: int = 2,
-    channel_buffer: int = 1000,
-    overflow: Overflow = Overflow.DROP_OLDEST,
-    close_timeout: float = 2.0,
-    max_message_size: int | None = 2**24,
-    ssl_context: ssl.SSLContext | None = None,
-    procedures: Mapping[str, Handler] | None = None,
-    receivers: Mapping[str, Handler] | None = None,
-) -> AsyncIterator[Client]:
+async def connect(url: str, options: ClientOptions | None = None, **overrides: Any) -> AsyncIterator[Client]:
     """Connect to a SocketCluster (or hubbub) server; the client lives until the block ends.
 
     ``url`` is ``ws://host:port/path`` (``wss://`` for TLS); with no path, ``/socketcluster/`` is used.
+    The options are a :class:`ClientOptions`, its fields as keywords, or both (keywords win;
+    an unknown keyword raises ``TypeError``, an invalid value ``ValueError``)::
+
+        async with connect(url, codec="minbin", ack_timeout=5) as client: ...
+
     Times are in seconds. ``codec`` is ``"json"`` or ``"minbin"`` (it must match the server's).
     ``auth_token`` is saved in ``token_store`` (memory by default; see :class:`FileTokenStore`) and
     sent on every handshake. With ``wait_connected`` (default) entering the block waits for the
@@ -50,27 +34,10 @@ async def connect(
     turns it off). ``channel_buffer``/``overflow`` are the default per-channel buffer size and
     overflow policy. ``procedures``/``receivers`` install handlers before the first handshake.
     """
-    client = Client(
-        url,
-        codec=codec,
-        ack_timeout=ack_timeout,
-        connect_timeout=connect_timeout,
-        auth_token=auth_token,
-        token_store=token_store,
-        auto_reconnect=auto_reconnect,
-        reconnect=reconnect,
-        protocol_version=protocol_version,
-        channel_buffer=channel_buffer,
-        overflow=overflow,
-        close_timeout=close_timeout,
-        max_message_size=max_message_size,
-        ssl_context=ssl_context,
-        procedures=procedures,
-        receivers=receivers,
-    )
+    client = Client(url, dataclasses.replace(options or ClientOptions(), **overrides))
     try:
         async with anyio.create_task_group() as tg:
-            await client._start(tg, wait_connected)
+            await client._start(tg)
             try:
                 yield client
             finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -30,7 +30,7 @@ from ._buffer import Notifier
 from ._errors import ConnectError, HandshakeError
 from ._websocket import TransportClosed, UpgradeFailed, WebSocket, open_websocket
 
-__all__ = ["HandshakeReply", "Session", "open_session"]
+__all__ = ["HandshakeReply", "PacketSink", "Session", "SessionLink", "open_session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,27 @@ class Session:
                 self._notifier.notify()
         except TransportClosed:
             await self.ws.abort()
+
+
+class PacketSink(Protocol):
+    """Where packets to the server go (a :class:`Session`)."""
+
+    def send(self, packet: Any) -> None:
+        """Encode ``packet`` and queue it."""
+        ...
+
+
+class SessionLink(Protocol):
+    """The client's current connection, as the parts that send on it see it."""
+
+    @property
+    def session(self) -> Session | None:
+        """The open session, or None while connecting (or closed)."""
+        ...
+
+    async def wait_session(self) -> Session:
+        """The open session, once there is one; raises ``ConnectionClosedError`` when closed for good."""
+        ...
 
 
 async def _open_ws(

@@ -31,7 +31,7 @@ PUBLIC_API: dict[str, set[str]] = {
     "hubbub.client": {
         "AckTimeoutError", "AuthState", "AuthStateChanged", "BlockingChannel", "BlockingClient", "Channel",
         "ChannelOverflowError", "ChannelState", "Client", "ClientError", "ClientEvent", "ClientState",
-        "ClientStatistics", "ConnectError", "ConnectFailed", "Connected", "ConnectionClosedError",
+        "ClientStatistics", "ClientOptions", "ConnectError", "ConnectFailed", "Connected", "ConnectionClosedError",
         "Disconnected", "FileTokenStore", "Handler", "HandshakeError", "KickedOut", "KickedOutError",
         "MemoryTokenStore", "NotConnectedError", "Overflow", "Reconnecting", "ReconnectOptions",
         "RemoteError", "SCError", "TokenChanged", "TokenStore", "connect", "connect_blocking",
