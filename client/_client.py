@@ -10,6 +10,7 @@ tasks touch the socket.
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -21,6 +22,7 @@ from hubbub.protocol import SCError
 
 from ._auth import AuthState, MemoryTokenStore, TokenStore, token_payload
 from ._authenticator import Authenticator
+from ._backoff import ReconnectOptions
 from ._buffer import Notifier, Overflow
 from ._calls import CallTable
 from ._channel import Channel, SubscribeOptions
@@ -29,7 +31,7 @@ from ._events import ClientEvent, EventHub
 from ._handlers import Handler, Handlers
 from ._inbound import Inbound
 from ._lifecycle import ClientState, Lifecycle, SessionHooks
-from ._options import ClientOptions
+from ._options import ClientOptions, OptionView
 from ._session import Session
 from ._subscriptions import Subscriptions
 from ._websocket import normalize_url
@@ -54,10 +56,23 @@ class ClientStatistics:
 class Client:
     """A SocketCluster client; create it with :func:`connect` (see :class:`ClientOptions` for the options)."""
 
+    # Read-only views of ``options`` (each option was an attribute before ClientOptions).
+    codec: OptionView[str] = OptionView()
+    ack_timeout: OptionView[float] = OptionView()
+    connect_timeout: OptionView[float] = OptionView()
+    auto_reconnect: OptionView[bool] = OptionView()
+    reconnect_options: OptionView[ReconnectOptions] = OptionView("reconnect_policy")
+    protocol_version: OptionView[int] = OptionView()
+    channel_buffer: OptionView[int] = OptionView()
+    overflow: OptionView[Overflow] = OptionView()
+    close_timeout: OptionView[float] = OptionView()
+    max_message_size: OptionView[int | None] = OptionView()
+    ssl_context: OptionView[ssl.SSLContext | None] = OptionView()
+
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         self.url = normalize_url(url)
-        self.options = options if options is not None else ClientOptions()
-        store = self.options.token_store
+        self._options = options if options is not None else ClientOptions()
+        store = self._options.token_store
         self.token_store: TokenStore = store if store is not None else MemoryTokenStore()
         if self.options.auth_token is not None:
             self.token_store.save(self.options.auth_token)
@@ -93,7 +108,10 @@ class Client:
             self._calls, self._subscriptions, self._auth, self._handlers, self._events, self._life.spawn
         )
 
-    # ---- state -------------------------------------------------------------------------------
+    @property
+    def options(self) -> ClientOptions:
+        """The options the client runs with."""
+        return self._options
 
     @property
     def state(self) -> ClientState:
@@ -167,8 +185,6 @@ class Client:
         """
         return self._events.listen(max_size)
 
-    # ---- calls -------------------------------------------------------------------------------
-
     async def invoke(self, procedure: str, data: Any = None, *, timeout: float | None = None) -> Any:
         """Call a server procedure and return its result.
 
@@ -196,8 +212,6 @@ class Client:
             await self._calls.request("#publish", payload, timeout)
         else:
             await self._calls.transmit("#publish", payload)
-
-    # ---- channels ----------------------------------------------------------------------------
 
     def subscribe(
         self,
@@ -231,8 +245,6 @@ class Client:
         """End one handle (``Channel.unsubscribe`` does this); the last one unsubscribes on the wire."""
         self._subscriptions.release_channel(channel, error)
 
-    # ---- auth --------------------------------------------------------------------------------
-
     async def authenticate(self, token: str) -> None:
         """Present a signed token (``#authenticate``); on success it is stored and the client is authenticated.
 
@@ -244,8 +256,6 @@ class Client:
     async def deauthenticate(self) -> None:
         """Forget the token and tell the server (``#removeAuthToken``) when connected."""
         await self._auth.deauthenticate()
-
-    # ---- handlers ----------------------------------------------------------------------------
 
     def set_procedure(self, name: str, handler: Handler | None) -> None:
         """Answer server-initiated invokes of ``name`` with ``handler(data)`` (None removes it).
@@ -270,8 +280,6 @@ class Client:
         Each server transmit of ``event`` while the block is open (the oldest dropped beyond ``max_size``).
         """
         return self._handlers.listen(event, max_size)
-
-    # ---- life --------------------------------------------------------------------------------
 
     async def _start(self, tg: anyio.abc.TaskGroup) -> None:
         """Run the client in ``tg`` (:func:`connect` does this); see ``ClientOptions.wait_connected``."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from ._auth import TokenStore
 from ._backoff import ReconnectOptions
 from ._buffer import Overflow
 from ._handlers import Handler
 
-__all__ = ["ClientOptions"]
+__all__ = ["ClientOptions", "OptionView"]
 
 _CODECS = ("json", "minbin")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,3 +83,32 @@ class ClientOptions:
 def _require_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"{name} must be positive, not {value!r}")
+
+
+class _HasOptions(Protocol):
+    @property
+    def options(self) -> ClientOptions: ...
+
+
+class OptionView(Generic[T]):
+    """A read-only attribute that reads a field (by default the same-named one) of its owner's ``options``."""
+
+    def __init__(self, field_name: str | None = None) -> None:
+        self._field = field_name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._field = self._field or name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> OptionView[T]: ...
+
+    @overload
+    def __get__(self, obj: _HasOptions, owner: type) -> T: ...
+
+    def __get__(self, obj: _HasOptions | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj.options, self._field or "")
+
+    def __set__(self, obj: _HasOptions, value: T) -> None:
+        raise AttributeError(f"{self._field} is read-only: the options are fixed when the client is made")

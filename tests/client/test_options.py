@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hubbub.client import (
+    Client,
     ClientOptions,
     MemoryTokenStore,
     Overflow,
@@ -117,3 +118,15 @@ def test_connect_blocking_takes_an_options_object_and_keywords() -> None:
     base = ClientOptions(auto_reconnect=False, wait_connected=False)
     with connect_blocking(refused_url(), base, codec="minbin") as client:
         assert client.client.options == dataclasses.replace(base, codec="minbin")
+
+
+@pytest.mark.anyio
+async def test_the_client_shows_each_option_read_only() -> None:
+    reconnect = ReconnectOptions(initial_delay=1)
+    client = Client("ws://h:1/", ClientOptions(codec="minbin", ack_timeout=3, reconnect=reconnect))
+    assert (client.codec, client.ack_timeout, client.connect_timeout) == ("minbin", 3, 20.0)
+    assert client.reconnect_options is reconnect
+    assert Client("ws://h:1/").reconnect_options == ReconnectOptions()
+    with pytest.raises(AttributeError, match="codec is read-only"):
+        client.codec = "json"
+    assert client.options.codec == client.codec == "minbin"
