@@ -54,7 +54,7 @@ class ClientStatistics:
 
 
 class Client:
-    """A SocketCluster client; create it with :func:`connect` (see :class:`ClientOptions` for the options)."""
+    """A SocketCluster client; create it with :func:`connect` (the same options, see :class:`ClientOptions`)."""
 
     # Read-only views of ``options`` (each option was an attribute before ClientOptions).
     codec: OptionView[str] = OptionView()
@@ -69,9 +69,9 @@ class Client:
     max_message_size: OptionView[int | None] = OptionView()
     ssl_context: OptionView[ssl.SSLContext | None] = OptionView()
 
-    def __init__(self, url: str, options: ClientOptions | None = None) -> None:
+    def __init__(self, url: str, options: ClientOptions | None = None, **overrides: Any) -> None:
         self.url = normalize_url(url)
-        self._options = options if options is not None else ClientOptions()
+        self._options = dataclasses.replace(options or ClientOptions(), **overrides)
         store = self._options.token_store
         self.token_store: TokenStore = store if store is not None else MemoryTokenStore()
         if self.options.auth_token is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,7 +33,7 @@ async def connect(url: str, options: ClientOptions | None = None, **overrides: A
     turns it off). ``channel_buffer``/``overflow`` are the default per-channel buffer size and
     overflow policy. ``procedures``/``receivers`` install handlers before the first handshake.
     """
-    client = Client(url, dataclasses.replace(options or ClientOptions(), **overrides))
+    client = Client(url, options, **overrides)
     try:
         async with anyio.create_task_group() as tg:
             await client._start(tg)

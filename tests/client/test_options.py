@@ -127,6 +127,7 @@ async def test_the_client_shows_each_option_read_only() -> None:
     assert (client.codec, client.ack_timeout, client.connect_timeout) == ("minbin", 3, 20.0)
     assert client.reconnect_options is reconnect
     assert Client("ws://h:1/").reconnect_options == ReconnectOptions()
+    assert Client("ws://h:1/", ack_timeout=5).options == ClientOptions(ack_timeout=5)
     with pytest.raises(AttributeError, match="codec is read-only"):
         client.codec = "json"
     assert client.options.codec == client.codec == "minbin"
