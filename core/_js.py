@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "JSON_PARSE",
+    "JSON_PARSE_LONG_INTEGERS",
     "escape_lone_surrogates",
     "js_date_iso",
     "js_json_dumps",
@@ -32,6 +33,18 @@ def _reject_constant(name: str) -> Any:
 
 #: A decoder that accepts what ``JSON.parse`` accepts: Python's own also reads ``NaN`` and ``Infinity``.
 JSON_PARSE = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _js_integer(text: str) -> int | float:
+    """An integer literal as ``JSON.parse`` holds it when Python's ``int`` refuses it (over 4300 digits)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)  # a double, infinite past 1.8e308: JSON.stringify then writes null
+
+
+#: :data:`JSON_PARSE` for texts it refused for an integer literal too long for ``int``.
+JSON_PARSE_LONG_INTEGERS = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_js_integer)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

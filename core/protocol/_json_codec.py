@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .._js import JSON_PARSE, escape_lone_surrogates, js_to_uint8
+from .._js import JSON_PARSE, JSON_PARSE_LONG_INTEGERS, escape_lone_surrogates, js_to_uint8
 
 __all__ = ["PUBLISH_PREFIX", "ClientPublish", "JsonCodec"]
 
@@ -138,5 +138,12 @@ class JsonCodec:
             return message
         try:
             return JSON_PARSE.decode(message)
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                return message
+        except RecursionError:
+            return message
+        try:  # an integer of more than 4300 digits: read it as JavaScript does, as a double
+            return JSON_PARSE_LONG_INTEGERS.decode(message)
         except (ValueError, RecursionError):
             return message
