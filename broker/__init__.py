@@ -3,6 +3,7 @@
 from ._base import Broker as Broker
 from ._base import BrokerUnavailable as BrokerUnavailable
 from ._base import DeliverFn as DeliverFn
+from ._base import InProcessDelivery as InProcessDelivery
 from ._envelope import Envelope as Envelope
 from ._envelope import EnvelopeError as EnvelopeError
 from ._memory import MemoryBroker as MemoryBroker
@@ -20,6 +21,7 @@ __all__ = [
     "DeliverFn",
     "Envelope",
     "EnvelopeError",
+    "InProcessDelivery",
     "ManagedBroker",
     "MemoryBroker",
     "RedisBroker",

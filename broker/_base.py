@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Broker", "BrokerUnavailable", "DeliverFn"]
+__all__ = ["Broker", "BrokerUnavailable", "DeliverFn", "InProcessDelivery"]
 
 #: Called by the broker for every message on a channel this worker subscribed to.
 #: It is synchronous and must not block: the worker fans the message out inline.
@@ -61,4 +61,21 @@ class Broker(Protocol):
 
     def subscriptions(self) -> frozenset[str]:
         """The channels this worker is subscribed to at the broker."""
+        ...
+
+
+@runtime_checkable
+class InProcessDelivery(Protocol):
+    """A broker capability: delivery in this process, synchronously, before ``publish`` returns.
+
+    A worker checks for it once (``isinstance(broker, InProcessDelivery)``) and then serves
+    subscriptions and publishes without a coroutine. Brokers that talk to a network lack it.
+    """
+
+    def set_subscribed(self, channel: str, subscribed: bool) -> None:
+        """``subscribe`` (True) or ``unsubscribe`` (False) at once; it never waits or fails."""
+        ...
+
+    def publish_now(self, channel: str, data: Any) -> None:
+        """``publish`` at once: ``deliver`` has run for this worker when it returns."""
         ...

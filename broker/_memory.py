@@ -14,7 +14,7 @@ def _drop(channel: str, data: Any) -> None:
 
 
 class MemoryBroker:
-    """A :class:`~hubbub.broker.Broker` for a single process.
+    """A :class:`~hubbub.broker.Broker` for a single process, with :class:`~hubbub.broker.InProcessDelivery`.
 
     ``publish`` delivers synchronously before it returns, so per-channel order is the call order.
     """

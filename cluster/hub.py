@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hubbub.broker import Broker, BrokerUnavailable, MemoryBroker
+from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import Codec
 
 from .framing import frame_message
@@ -38,7 +38,7 @@ class Hub:
         self._broker = broker
         #: Sets a channel's subscription at a broker that never waits (in-process), else None.
         self._inline: Callable[[str, bool], None] | None = (
-            broker.set_subscribed if isinstance(broker, MemoryBroker) else None
+            broker.set_subscribed if isinstance(broker, InProcessDelivery) else None
         )
         self._codec = codec  # every socket of a worker speaks the worker's codec
         self._nursery = nursery

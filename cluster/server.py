@@ -25,7 +25,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
-from hubbub.broker import Broker, BrokerUnavailable, MemoryBroker
+from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import (
     ClientPublish,
     CloseCode,
@@ -46,6 +46,7 @@ from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import WriteBatch
 from .socket import ServerSocket
+from .state import SocketState
 from .upgrade import KnownUpgrade, KnownUpgrades
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
@@ -57,6 +58,7 @@ _HEAD_TOO_LARGE = plain_response(
     431, "Request Header Fields Too Large", b"Request Header Fields Too Large", "text/plain"
 ).serialize()
 _BAD_REQUEST = plain_response(400, "Bad Request", b"Bad Request", "text/plain").serialize()
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
 
 
 @dataclass(slots=True)
@@ -103,7 +105,7 @@ class Server:
         self.broker = broker
         self.codec = get_codec(config.codec)
         self._publish_now: Callable[[str, Any], None] | None = (
-            broker.publish_now if isinstance(broker, MemoryBroker) else None
+            broker.publish_now if isinstance(broker, InProcessDelivery) else None
         )
         #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
         self.read_publish: Callable[[str], ClientPublish | None] | None = (
@@ -274,7 +276,7 @@ class Server:
                 if now - sock.opened_at > config.handshake_timeout:
                     sock.disconnect(CloseCode.HANDSHAKE_TIMEOUT)
             for sock in list(self.closing):
-                if sock.close_deadline is not None and now > sock.close_deadline:
+                if now > sock.close_deadline:
                     sock.abort()
 
     # -- one connection --------------------------------------------------------------------
@@ -450,7 +452,7 @@ class Server:
                     received = _recv_into(raw, view)
                 if wait_first or received < 0:  # wait outside the except block (no exception kept alive)
                     wait_first = False
-                    if sock.aborted:
+                    if sock.state is _CLOSED:
                         return
                     try:
                         await trio.lowlevel.wait_readable(raw)
@@ -482,13 +484,13 @@ class Server:
                 else:
                     continue
                 if is_text and sock.publish_inline(payload):
-                    if sock.close_deadline is not None:
+                    if sock.state is not _OPEN:
                         break
                     continue
                 if not await self._dispatch(ws, sock, payload, is_text):
                     break
             sock.flush_ws()
-            if not received or ws.state is CLOSED or sock.aborted:
+            if not received or ws.state is CLOSED or sock.state is _CLOSED:
                 return
             if ws.eof_sent and not half_closed:
                 # websockets ended the WebSocket (a completed close handshake, or a failure such
@@ -506,10 +508,11 @@ class Server:
         EOF (bounded by the close timeout), so its data never meets a reset that could destroy
         the close frame before it is read.
         """
-        if sock.close_deadline is None:
+        if sock.state is _OPEN or sock.state is _CONNECTING:
             sent = sock.ws.close_sent
             sock.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
             sock.close_deadline = trio.current_time() + self.config.close_timeout
+            sock.state = _CLOSING
             self.closing.add(sock)
         sock.send_pending()
         if sock.outbound_backlog:
@@ -539,7 +542,7 @@ class Server:
         except ProtocolViolation as violation:
             sock.disconnect(violation.code)
             return False
-        return sock.close_deadline is None
+        return sock.state is _OPEN or sock.state is _CONNECTING
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -556,7 +559,7 @@ class Server:
         self._ping_slot(sock).discard(sock)
         self.connecting.discard(sock)
         self.closing.discard(sock)
-        sock.state = "closed"
+        sock.state = _CLOSED
         if not (self.sockets or self.connecting or self.closing):
             self._all_closed.set()
         sock.release()

@@ -203,7 +203,7 @@ SETTINGS: tuple[Setting, ...] = (
         "bool",
         _D.public_metrics,
         "also answer `/metrics` and the detailed `/health` on the main port; `false`: only the status "
-        "listeners (`metrics_port`) do, and the main port's `/health` says only `{\"status\": \"ok\"}`",
+        'listeners (`metrics_port`) do, and the main port\'s `/health` says only `{"status": "ok"}`',
     ),
     Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
 )

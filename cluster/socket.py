@@ -40,6 +40,7 @@ from hubbub.protocol import (
     Raw,
     Role,
     SCError,
+    State,
     Transmit,
     dehydrate_error,
     hydrate_error,
@@ -54,6 +55,7 @@ from .broker_errors import subscribe_failed
 from .framing import frame_message, frame_text
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .outbound import Outbound
+from .state import SocketState
 
 if TYPE_CHECKING:
     from .http import HttpRequest
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["ServerSocket"]
 
 log = logging.getLogger("hubbub.socket")
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
 _ids = count()
 _PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
 
@@ -111,7 +114,6 @@ class ServerSocket:
         "_raw",
         "_server",
         "_tasks",
-        "aborted",
         "auth_token",
         "channels",
         "close_code",
@@ -134,7 +136,6 @@ class ServerSocket:
         self.ws = ws
         self._raw = raw
         self._tasks: set[trio.CancelScope] | None = None
-        self.aborted = False
         self._conn = Connection(Role.SERVER, server.codec, server.config.protocol_version)
         self._out = Outbound(raw, server.config.outbound_limit, self, server.write_batch)
         self._batch: list[Any] | None = None
@@ -144,7 +145,7 @@ class ServerSocket:
         self._cids = CallIds()
         self.id = make_socket_id()
         self.request = request
-        self.state = "connecting"
+        self.state = _CONNECTING
         self.channels: set[str] = set()
         #: The verified token payload while authenticated, else None.
         self.auth_token: dict[str, Any] | None = None
@@ -152,7 +153,8 @@ class ServerSocket:
         now = trio.current_time()
         self.opened_at = now
         self.liveness = Liveness(server.config.ping_timeout, now)
-        self.close_deadline: float | None = None
+        #: When a ``CLOSING`` socket is dropped if the peer has not closed by then.
+        self.close_deadline = 0.0
         self.close_code: int | None = None
         self.close_reason = ""
         #: Deliveries waiting for the outbound middleware (only when the app has one).
@@ -172,7 +174,7 @@ class ServerSocket:
 
     def send_frame(self, frame: bytes) -> None:
         """Send an already framed message (the fan-out path: the same bytes for every subscriber)."""
-        if self.state != "closed" and self.close_deadline is None:
+        if self.state is _OPEN or self.state is _CONNECTING:
             self._out.write(frame)
 
     def send_packet(self, packet: Any) -> None:
@@ -180,7 +182,7 @@ class ServerSocket:
         if self._batch is not None:
             self._batch.append(packet)
             return
-        if self.state != "closed" and self.close_deadline is None:
+        if self.state is _OPEN or self.state is _CONNECTING:
             self._out.write(frame_message(self._conn.encode(packet)))
 
     def transmit(self, event: str, data: Any = None) -> None:
@@ -194,7 +196,7 @@ class ServerSocket:
         the client's error as :class:`SCError`, or ``SCError(name="BadConnectionError")`` if the
         socket closes first.
         """
-        if self.state == "closed":
+        if self.state is _CLOSED:
             raise SCError("Socket is closed", name="BadConnectionError")
         cid = self._cids.next()
         if self._calls is None:
@@ -222,7 +224,7 @@ class ServerSocket:
             self.respond(cid)
             return
         self._server.stats.messages_out += 1
-        if self.state != "closed" and self.close_deadline is None:
+        if self.state is _OPEN or self.state is _CONNECTING:
             self._out.write(frame_text(b'{"rid":%d}' % cid))
 
     def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
@@ -294,7 +296,7 @@ class ServerSocket:
 
     def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the connection with ``code``; the client sees it in its close event."""
-        if self.state == "closed" or self.close_deadline is not None:
+        if self.state is _CLOSING or self.state is _CLOSED:
             return
         self.close_code, self.close_reason = code, reason
         try:
@@ -303,6 +305,7 @@ class ServerSocket:
             pass
         self.flush_ws()
         self.close_deadline = trio.current_time() + self._server.config.close_timeout
+        self.state = _CLOSING
         self._server.closing.add(self)
 
     def flush_ws(self) -> None:
@@ -316,7 +319,7 @@ class ServerSocket:
         self._server.spawn(self._run_task, fn, *args)
 
     async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        if self.state == "closed":
+        if self.state is _CLOSED:
             return
         with trio.CancelScope() as scope:
             if self._tasks is None:
@@ -329,8 +332,8 @@ class ServerSocket:
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a close handshake."""
-        if not self.aborted:
-            self.aborted = True
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
             trio.lowlevel.notify_closing(self._raw)
 
     def overflowed(self) -> None:
@@ -358,7 +361,7 @@ class ServerSocket:
                 self._expire_token()
                 continue
             await self._process(item)
-            if self.state == "closed" or self.close_deadline is not None:
+            if self.state is _CLOSING or self.state is _CLOSED:
                 return
 
     async def _process(self, packet: Packet) -> None:
@@ -430,9 +433,10 @@ class ServerSocket:
         # As socketcluster-server: every handshake sets the auth state anew, so a later handshake
         # with no token, or a bad one, leaves the socket unauthenticated, as the reply says.
         self.auth_token, self.signed_auth_token = (token, signed) if token is not None else (None, None)
-        first = self.state == "connecting"
+        first = self._conn.state is State.CONNECTING
         self._conn.handshake_complete()
-        self.state = "open"
+        if self.state is _CONNECTING:  # not if it was closed while the middleware ran
+            self.state = _OPEN
         reply: dict[str, Any] = {
             "id": self.id,
             "pingTimeout": round(self._server.config.ping_timeout * 1000),
@@ -506,7 +510,10 @@ class ServerSocket:
         if cid is None:  # socketcluster-server runs the middleware but does not subscribe
             return
         config = self._server.config
-        if self._server.hub.subscribers(channel) == 0 and self._server.hub.channel_count >= config.max_channels:
+        if (
+            self._server.hub.subscribers(channel) == 0
+            and self._server.hub.channel_count >= config.max_channels
+        ):
             self.respond_error(
                 cid,
                 BrokerError(
@@ -618,7 +625,7 @@ class ServerSocket:
         """Whether a ``#publish`` may skip the general path: open, no inbound middleware, publish on."""
         server = self._server
         return (
-            self.state == "open"
+            self.state is _OPEN
             and not server.inbound_raw_chain
             and not server.inbound_chain
             and server.config.allow_client_publish
@@ -651,7 +658,9 @@ class ServerSocket:
             return
         limit = self._server.config.max_pending_calls
         if self._pending_calls >= limit:
-            self.respond_error(cid, InvalidActionError(f"Too many pending calls on this socket (limit {limit})"))
+            self.respond_error(
+                cid, InvalidActionError(f"Too many pending calls on this socket (limit {limit})")
+            )
             return
         request = Request(self, event, data, cid)
         self._enqueue("p:" + event, self._run_procedure, procedure, request)

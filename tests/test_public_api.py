@@ -25,7 +25,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "server_invoke_packet", "transmit_packet",
     },
     "hubbub.broker": {
-        "Broker", "BrokerStats", "BrokerUnavailable", "DeliverFn", "Envelope", "EnvelopeError",
+        "Broker", "BrokerStats", "BrokerUnavailable", "DeliverFn", "Envelope", "EnvelopeError", "InProcessDelivery",
         "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "open_broker", "parse_redis_url",
     },
     "hubbub.client": {
