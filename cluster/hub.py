@@ -1,17 +1,16 @@
 """Worker-local channel membership and fan-out.
 
-The hub knows which local sockets are on which channel. It tells the broker about a channel on its
-first local subscriber and after its last one leaves, and when the broker delivers a message it
-encodes the ``#publish`` packet once, frames it once, and hands the same bytes to every
-subscriber. Sockets with outbound middleware take a slower path of their own.
+The hub knows which local subscribers are on which channel. It tells the broker about a channel on
+its first local subscriber and after its last one leaves, and when the broker delivers a message
+it encodes the ``#publish`` packet once, frames it once, and hands the same bytes to every
+subscriber. With outbound middleware each subscriber filters its own deliveries instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sized
+from typing import Any, Protocol
 
 import trio
 
@@ -19,22 +18,32 @@ from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import Codec
 
 from .framing import frame_message
-from .middleware import Action, ActionType, Middleware, run_middleware
 
-if TYPE_CHECKING:
-    from .socket import ServerSocket
-
-__all__ = ["Hub"]
+__all__ = ["Hub", "Subscriber"]
 
 log = logging.getLogger("hubbub.hub")
 
 
-class Hub:
-    """Channels of one worker: ``channel -> {socket}`` and the broker subscriptions behind them."""
+class Subscriber(Protocol):
+    """What the hub needs of a local subscriber (one client connection)."""
 
-    def __init__(
-        self, broker: Broker, nursery: trio.Nursery, outbound: list[Middleware], codec: Codec
-    ) -> None:
+    def send_frame(self, frame: bytes) -> None:
+        """Send an already framed message: the same bytes go to every subscriber of the channel."""
+        ...
+
+    def deliver_filtered(self, channel: str, data: Any) -> None:
+        """Deliver ``data`` through this subscriber's outbound middleware (only when there is some)."""
+        ...
+
+
+class Hub:
+    """Channels of one worker: ``channel -> {subscriber}`` and the broker subscriptions behind them.
+
+    ``outbound`` is the app's outbound middleware chain: while it is not empty, deliveries go to
+    :meth:`Subscriber.deliver_filtered` instead of the shared frame.
+    """
+
+    def __init__(self, broker: Broker, nursery: trio.Nursery, outbound: Sized, codec: Codec) -> None:
         self._broker = broker
         #: Sets a channel's subscription at a broker that never waits (in-process), else None.
         self._inline: Callable[[str, bool], None] | None = (
@@ -43,7 +52,8 @@ class Hub:
         self._codec = codec  # every socket of a worker speaks the worker's codec
         self._nursery = nursery
         self._outbound = outbound
-        self._members: dict[str, dict[ServerSocket, None]] = {}
+        self._members: dict[str, dict[Subscriber, None]] = {}
+        self._channels_of: dict[Subscriber, set[str]] = {}
         self._at_broker: set[str] = set()
         self._locks: dict[str, trio.Lock] = {}
         self._to_release: set[str] = set()
@@ -59,14 +69,37 @@ class Hub:
     def channel_count(self) -> int:
         return len(self._members)
 
+    @property
+    def subscription_count(self) -> int:
+        """Memberships of all local subscribers (subscriber x channel)."""
+        return sum(len(channels) for channels in self._channels_of.values())
+
+    def delivered(self) -> None:
+        """Count a delivery made by a subscriber's own (filtered) path."""
+        self.deliveries += 1
+
     def subscribers(self, channel: str) -> int:
         return len(self._members.get(channel, ()))
 
-    async def subscribe(self, socket: ServerSocket, channel: str) -> None:
-        """Add ``socket`` to ``channel``; raises BrokerUnavailable if the broker refuses the channel."""
-        members = self._members.setdefault(channel, {})
-        members[socket] = None
-        socket.channels.add(channel)
+    def channels_of(self, subscriber: Subscriber) -> frozenset[str]:
+        """The channels ``subscriber`` is on."""
+        return frozenset(self._channels_of.get(subscriber, ()))
+
+    def is_member(self, subscriber: Subscriber, channel: str) -> bool:
+        members = self._members.get(channel)
+        return members is not None and subscriber in members
+
+    def channel_total(self, subscriber: Subscriber) -> int:
+        """How many channels ``subscriber`` is on."""
+        return len(self._channels_of.get(subscriber, ()))
+
+    async def subscribe(self, subscriber: Subscriber, channel: str) -> None:
+        """Add ``subscriber`` to ``channel``; raises BrokerUnavailable if the broker refuses the channel."""
+        self._members.setdefault(channel, {})[subscriber] = None
+        channels = self._channels_of.get(subscriber)
+        if channels is None:
+            channels = self._channels_of[subscriber] = set()
+        channels.add(channel)
         if self._inline is not None:
             self._inline(channel, True)
             return
@@ -75,20 +108,33 @@ class Hub:
         try:
             await self._sync_broker(channel)
         except Exception:  # BrokerUnavailable, or a broker bug: roll the membership back
-            self._remove(socket, channel)
+            self._remove(subscriber, channel)
             self._nursery.start_soon(self._sync_broker_quietly, channel)
             raise
 
-    def unsubscribe(self, socket: ServerSocket, channel: str) -> None:
-        """Remove ``socket`` from ``channel``; the broker is told in the background if it was the last."""
-        if self._remove(socket, channel):
-            if self._inline is not None:
-                self._inline(channel, False)
-                return
-            self._to_release.add(channel)
-            if not self._releasing:
-                self._releasing = True
-                self._nursery.start_soon(self._release)
+    def unsubscribe(self, subscriber: Subscriber, channel: str) -> None:
+        """Remove ``subscriber`` from ``channel``; the broker is told in the background if it was the last."""
+        if self._remove(subscriber, channel):
+            self._release_channel(channel)
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Take a subscriber that goes away out of every channel."""
+        for channel in self._channels_of.pop(subscriber, ()):
+            members = self._members.get(channel)
+            if members is not None:
+                members.pop(subscriber, None)
+                if not members:
+                    del self._members[channel]
+                    self._release_channel(channel)
+
+    def _release_channel(self, channel: str) -> None:
+        if self._inline is not None:
+            self._inline(channel, False)
+            return
+        self._to_release.add(channel)
+        if not self._releasing:
+            self._releasing = True
+            self._nursery.start_soon(self._release)
 
     async def _release(self) -> None:
         """Unsubscribe at the broker the channels left empty (one task for any number of them)."""
@@ -100,18 +146,17 @@ class Hub:
         finally:
             self._releasing = False
 
-    def remove_socket(self, socket: ServerSocket) -> None:
-        """Take a closing socket out of every channel."""
-        for channel in list(socket.channels):
-            self.unsubscribe(socket, channel)
-
-    def _remove(self, socket: ServerSocket, channel: str) -> bool:
+    def _remove(self, subscriber: Subscriber, channel: str) -> bool:
         """Remove membership; True when the channel has no local subscriber left."""
-        socket.channels.discard(channel)
+        channels = self._channels_of.get(subscriber)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self._channels_of[subscriber]
         members = self._members.get(channel)
         if members is None:
             return False
-        members.pop(socket, None)
+        members.pop(subscriber, None)
         if members:
             return False
         del self._members[channel]
@@ -151,8 +196,8 @@ class Hub:
             return
         self.publications += 1
         if self._outbound:
-            for socket in members:
-                self._queue_filtered(socket, channel, data)
+            for subscriber in members:
+                subscriber.deliver_filtered(channel, data)
             return
         encoded = self.encoded
         if encoded is not None and encoded[1] is data and encoded[0] == channel:
@@ -160,32 +205,6 @@ class Hub:
         else:
             packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
             frame = frame_message(self._codec.encode(packet))
-        for socket in members:
-            socket.send_frame(frame)
+        for subscriber in members:
+            subscriber.send_frame(frame)
         self.deliveries += len(members)
-
-    def _queue_filtered(self, socket: ServerSocket, channel: str, data: Any) -> None:
-        """Queue a delivery that must pass the outbound middleware; one drain task per socket keeps order."""
-        queue = socket.outbound_queue
-        if queue is None:
-            queue = socket.outbound_queue = deque()
-            socket.spawn(self._drain_filtered, socket)
-        queue.append((channel, data))
-
-    async def _drain_filtered(self, socket: ServerSocket) -> None:
-        queue = socket.outbound_queue
-        try:
-            while queue:
-                channel, data = queue.popleft()
-                action = Action(ActionType.PUBLISH_OUT, socket=socket, channel=channel, data=data)
-                if await run_middleware(self._outbound, action) is None and channel in socket.channels:
-                    try:
-                        socket.transmit("#publish", {"channel": channel, "data": action.data})
-                    except RecursionError:  # middleware made it deeper than the codec writes
-                        log.info(
-                            "dropped a publication on %r for socket %s: nested too deeply", channel, socket.id
-                        )
-                        continue
-                    self.deliveries += 1
-        finally:
-            socket.outbound_queue = None

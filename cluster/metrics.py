@@ -110,7 +110,7 @@ class WorkerCollector(Collector):
         yield self._gauge(
             "hubbub_subscriptions",
             "Channel subscriptions of open sockets (socket x channel).",
-            sum(len(sock.channels) for sock in server.sockets),
+            hub.subscription_count if hub is not None else 0,
         )
         yield self._gauge("hubbub_channels", "Channels with at least one local subscriber.", channels)
         yield self._counter(

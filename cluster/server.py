@@ -563,7 +563,7 @@ class Server:
         if not (self.sockets or self.connecting or self.closing):
             self._all_closed.set()
         sock.release()
-        self.hub.remove_socket(sock)
+        self.hub.remove(sock)
         if was_open:
             code = sock.close_code if sock.close_code is not None else CloseCode.ABNORMAL
             for hook in self.app.disconnection_hooks:

@@ -108,6 +108,7 @@ class ServerSocket:
         "_calls",
         "_cids",
         "_conn",
+        "_filtered",
         "_lanes",
         "_out",
         "_pending_calls",
@@ -115,14 +116,12 @@ class ServerSocket:
         "_server",
         "_tasks",
         "auth_token",
-        "channels",
         "close_code",
         "close_deadline",
         "close_reason",
         "id",
         "liveness",
         "opened_at",
-        "outbound_queue",
         "request",
         "signed_auth_token",
         "state",
@@ -146,7 +145,6 @@ class ServerSocket:
         self.id = make_socket_id()
         self.request = request
         self.state = _CONNECTING
-        self.channels: set[str] = set()
         #: The verified token payload while authenticated, else None.
         self.auth_token: dict[str, Any] | None = None
         self.signed_auth_token: str | None = None
@@ -158,13 +156,18 @@ class ServerSocket:
         self.close_code: int | None = None
         self.close_reason = ""
         #: Deliveries waiting for the outbound middleware (only when the app has one).
-        self.outbound_queue: deque[tuple[str, Any]] | None = None
+        self._filtered: deque[tuple[str, Any]] | None = None
 
     # -- properties ------------------------------------------------------------------------
 
     @property
     def is_authenticated(self) -> bool:
         return self.auth_token is not None
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels this socket is subscribed to."""
+        return self._server.hub.channels_of(self)
 
     @property
     def outbound_backlog(self) -> int:
@@ -286,11 +289,38 @@ class ServerSocket:
 
     def kick_out(self, channel: str | None = None, message: str | None = None) -> None:
         """Unsubscribe from ``channel`` (all channels if None) and tell the client with ``#kickOut``."""
-        targets = list(self.channels) if channel is None else [channel]
-        for name in targets:
-            if name in self.channels:
-                self._server.hub.unsubscribe(self, name)
+        hub = self._server.hub
+        for name in hub.channels_of(self) if channel is None else [channel]:
+            if hub.is_member(self, name):
+                hub.unsubscribe(self, name)
                 self.transmit("#kickOut", {"channel": name, "message": message})
+
+    def deliver_filtered(self, channel: str, data: Any) -> None:
+        """Queue a delivery that must pass the outbound middleware; one drain task keeps the order."""
+        queue = self._filtered
+        if queue is None:
+            queue = self._filtered = deque()
+            self.spawn(self._drain_filtered, queue)
+        queue.append((channel, data))
+
+    async def _drain_filtered(self, queue: deque[tuple[str, Any]]) -> None:
+        server = self._server
+        chain = server.app.middleware_chains[MiddlewareLine.OUTBOUND]
+        try:
+            while queue:
+                channel, data = queue.popleft()
+                action = Action(ActionType.PUBLISH_OUT, socket=self, channel=channel, data=data)
+                if await run_middleware(chain, action) is None and server.hub.is_member(self, channel):
+                    try:
+                        self.transmit("#publish", {"channel": channel, "data": action.data})
+                    except RecursionError:  # middleware made it deeper than the codec writes
+                        log.info(
+                            "dropped a publication on %r for socket %s: nested too deeply", channel, self.id
+                        )
+                        continue
+                    server.hub.delivered()
+        finally:
+            self._filtered = None
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -510,10 +540,8 @@ class ServerSocket:
         if cid is None:  # socketcluster-server runs the middleware but does not subscribe
             return
         config = self._server.config
-        if (
-            self._server.hub.subscribers(channel) == 0
-            and self._server.hub.channel_count >= config.max_channels
-        ):
+        hub = self._server.hub
+        if hub.subscribers(channel) == 0 and hub.channel_count >= config.max_channels:
             self.respond_error(
                 cid,
                 BrokerError(
@@ -523,7 +551,7 @@ class ServerSocket:
             )
             return
         limit = config.socket_channel_limit
-        if channel not in self.channels and limit is not None and len(self.channels) >= limit:
+        if limit is not None and not hub.is_member(self, channel) and hub.channel_total(self) >= limit:
             self.respond_error(
                 cid,
                 BrokerError(
@@ -545,7 +573,7 @@ class ServerSocket:
         if not isinstance(data, str):
             self._reply_error(cid, InvalidActionError("Unsubscribe channel name was malformatted"))
             return
-        if data not in self.channels:
+        if not self._server.hub.is_member(self, data):
             self._reply_error(
                 cid,
                 BrokerError(
