@@ -76,6 +76,10 @@ class InProcessDelivery(Protocol):
         """``subscribe`` (True) or ``unsubscribe`` (False) at once; it never waits or fails."""
         ...
 
-    def publish_now(self, channel: str, data: Any) -> None:
-        """``publish`` at once: ``deliver`` has run for this worker when it returns."""
+    def publish_now(self, channel: str, data: Any, prepared: Any = None) -> None:
+        """``publish`` at once: ``deliver`` has run for this worker when it returns.
+
+        ``prepared`` is opaque to the broker (the worker's encoded form of the message): when
+        it is not None it is passed on to ``deliver`` as a third argument.
+        """
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._base import DeliverFn
@@ -20,7 +21,7 @@ class MemoryBroker:
     """
 
     def __init__(self) -> None:
-        self._deliver: DeliverFn = _drop
+        self._deliver: Callable[..., None] = _drop
         self._channels: set[str] = set()
 
     def attach(self, deliver: DeliverFn) -> None:
@@ -42,10 +43,16 @@ class MemoryBroker:
     async def publish(self, channel: str, data: Any) -> None:
         self.publish_now(channel, data)
 
-    def publish_now(self, channel: str, data: Any) -> None:
-        """:meth:`publish` without the coroutine: delivery is inline either way."""
+    def publish_now(self, channel: str, data: Any, prepared: Any = None) -> None:
+        """:meth:`publish` without the coroutine: delivery is inline either way.
+
+        A ``prepared`` form of the message (not None) is passed on to ``deliver`` as its third argument.
+        """
         if channel in self._channels:
-            self._deliver(channel, data)
+            if prepared is None:
+                self._deliver(channel, data)
+            else:
+                self._deliver(channel, data, prepared)
 
     @property
     def ready(self) -> bool:

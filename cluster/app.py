@@ -17,17 +17,24 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubbub.protocol import UNDEFINED
 
 from .middleware import Middleware, MiddlewareLine
 
 if TYPE_CHECKING:
-    from .server import Server
     from .socket import ServerSocket
 
-__all__ = ["App", "ConnectionHook", "DisconnectionHook", "Procedure", "Receiver", "Request"]
+__all__ = ["App", "ConnectionHook", "DisconnectionHook", "Procedure", "Publisher", "Receiver", "Request"]
+
+
+class Publisher(Protocol):
+    """Where an app's publications go (the worker's publisher)."""
+
+    async def publish(self, channel: str, data: Any) -> None:
+        """Publish ``data`` on ``channel``; raises BrokerError when the broker cannot take it."""
+        ...
 
 
 class Request:
@@ -81,7 +88,7 @@ class App:
         self.middleware_chains: dict[MiddlewareLine, list[Middleware]] = {line: [] for line in MiddlewareLine}
         self.connection_hooks: list[ConnectionHook] = []
         self.disconnection_hooks: list[DisconnectionHook] = []
-        self._server: Server | None = None
+        self._publisher: Publisher | None = None
 
     def procedure(self, name: str) -> Callable[[Procedure], Procedure]:
         """Register the function that answers ``invoke(name, data)``."""
@@ -121,18 +128,15 @@ class App:
         self.disconnection_hooks.append(fn)
         return fn
 
-    def bind(self, server: Server) -> None:
-        self._server = server
-
-    @property
-    def server(self) -> Server:
-        if self._server is None:
-            raise RuntimeError("the app is not running in a server yet")
-        return self._server
+    def bind(self, publisher: Publisher) -> None:
+        """Attach the app to the worker that runs it (its publications go to ``publisher``)."""
+        self._publisher = publisher
 
     async def publish(self, channel: str, data: Any) -> None:
         """Publish ``data`` on ``channel`` to every subscriber on every worker.
 
         Raises :class:`~hubbub.protocol.BrokerError` when the broker cannot take it.
         """
-        await self.server.publish(channel, data)
+        if self._publisher is None:
+            raise RuntimeError("the app is not running in a server yet")
+        await self._publisher.publish(channel, data)

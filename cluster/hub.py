@@ -60,9 +60,6 @@ class Hub:
         self._releasing = False
         self.deliveries = 0
         self.publications = 0
-        #: ``(channel, data, packet text)`` of the publish under way: a delivery of that very
-        #: object sends the text instead of encoding it (set by ``Server.publish``).
-        self.encoded: tuple[str, Any, str] | None = None
         broker.attach(self.deliver)
 
     @property
@@ -189,8 +186,12 @@ class Hub:
         except Exception:
             log.exception("broker: updating the subscription of %r failed", channel)
 
-    def deliver(self, channel: str, data: Any) -> None:
-        """Fan a broker message out to the local subscribers of ``channel`` (the hot path)."""
+    def deliver(self, channel: str, data: Any, prepared: str | None = None) -> None:
+        """Fan a broker message out to the local subscribers of ``channel`` (the hot path).
+
+        ``prepared`` is the ``#publish`` packet of ``(channel, data)`` when the publisher had it
+        (an in-process broker passes it on): it is sent as it is instead of encoding ``data``.
+        """
         members = self._members.get(channel)
         if not members:
             return
@@ -199,9 +200,8 @@ class Hub:
             for subscriber in members:
                 subscriber.deliver_filtered(channel, data)
             return
-        encoded = self.encoded
-        if encoded is not None and encoded[1] is data and encoded[0] == channel:
-            frame = frame_message(encoded[2])
+        if prepared is not None:
+            frame = frame_message(prepared)
         else:
             packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
             frame = frame_message(self._codec.encode(packet))

@@ -147,7 +147,7 @@ class WorkerCollector(Collector):
             "deliver = exceptions while fanning out.",
             labels=["worker", "kind"],
         )
-        errors.add_metric([self._worker, "publish"], stats.broker_errors)
+        errors.add_metric([self._worker, "publish"], server.publisher.failures)
         if broker_stats is not None:
             errors.add_metric([self._worker, "connection"], broker_stats.session_failures)
             errors.add_metric([self._worker, "decode"], broker_stats.decode_errors)
@@ -166,7 +166,7 @@ class WorkerMetrics:
         self.registry.register(WorkerCollector(server, worker, latency))
         ProcessCollector(namespace="hubbub", registry=self.registry)
         server.metrics = self.render
-        server.publish_observer = latency.observe
+        server.publisher.observer = latency.observe
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this worker."""

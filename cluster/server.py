@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import socket as stdsocket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,20 +24,12 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
-from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
-from hubbub.protocol import (
-    ClientPublish,
-    CloseCode,
-    InvalidActionError,
-    JsonCodec,
-    ProtocolViolation,
-    SCError,
-    get_codec,
-)
+from hubbub.broker import Broker
+from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, SCError, get_codec
 
+from ._publisher import Publisher
 from .app import App
 from .auth import JwtAuth
-from .broker_errors import publish_failed
 from .config import ServerConfig
 from .framing import frame_message
 from .http import HttpRequest, json_response, origin_allowed, plain_response, switching_protocols
@@ -68,7 +59,6 @@ class ServerStats:
     connections_total: int = 0
     raw_messages: int = 0
     slow_consumer_disconnects: int = 0
-    broker_errors: int = 0
     messages_in: int = 0
     #: Packets sent to clients outside the fan-out path (responses, events); see Hub.deliveries.
     messages_out: int = 0
@@ -104,15 +94,14 @@ class Server:
         self.config = config
         self.broker = broker
         self.codec = get_codec(config.codec)
-        self._publish_now: Callable[[str, Any], None] | None = (
-            broker.publish_now if isinstance(broker, InProcessDelivery) else None
-        )
+        #: Takes publications to the broker (clients' and the app's).
+        self.publisher = Publisher(broker)
         #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
         self.read_publish: Callable[[str], ClientPublish | None] | None = (
             self.codec.read_publish if isinstance(self.codec, JsonCodec) else None
         )
         #: Plain client publishes are served synchronously from the read loop (JSON, memory broker).
-        self.publishes_inline = self.read_publish is not None and self._publish_now is not None
+        self.publishes_inline = self.read_publish is not None and self.publisher.inline
         chains = app.middleware_chains
         #: The app's inbound middleware (the lists themselves: later additions show here too).
         self.inbound_raw_chain = chains[MiddlewareLine.INBOUND_RAW]
@@ -143,58 +132,12 @@ class Server:
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
         self.metrics: Callable[[], tuple[bytes, str]] | None = None
-        #: Called with the seconds each successful broker publish took.
-        self.publish_observer: Callable[[float], None] | None = None
-        app.bind(self)
+        app.bind(self.publisher)
 
     @property
     def hub(self) -> Hub:
         assert self._hub is not None, "the server is not running"
         return self._hub
-
-    def publish_inline(self, channel: str, data: Any, packet_text: str) -> None:
-        """Publish through the in-process broker without awaiting (only when :attr:`publishes_inline`).
-
-        ``packet_text`` is the JSON ``#publish`` packet of ``(channel, data)``: the hub sends it
-        as it is instead of encoding ``data`` again.
-        """
-        assert self._publish_now is not None and self._hub is not None
-        observer = self.publish_observer
-        started = time.perf_counter() if observer is not None else 0.0
-        hub = self._hub
-        hub.encoded = (channel, data, packet_text)
-        try:
-            self._publish_now(channel, data)
-        finally:
-            hub.encoded = None
-        if observer is not None:
-            observer(time.perf_counter() - started)
-
-    async def publish(self, channel: str, data: Any, *, packet_text: str | None = None) -> None:
-        """Publish through the broker; raises :class:`BrokerError` when it cannot take the message.
-
-        ``packet_text`` is the JSON ``#publish`` packet of ``(channel, data)`` when the caller
-        already has it; a broker that delivers in this process before returning lets the hub
-        send it instead of encoding ``data`` again.
-        """
-        started = time.perf_counter()
-        hub = self._hub
-        if packet_text is not None and hub is not None:
-            hub.encoded = (channel, data, packet_text)
-        try:
-            await self.broker.publish(channel, data)
-        except BrokerUnavailable as error:
-            self.stats.broker_errors += 1
-            raise publish_failed(channel, error) from error
-        except RecursionError as error:  # deeper than the codec or the broker can write
-            raise InvalidActionError(
-                f"Failed to publish to the {channel} channel - data nested too deeply"
-            ) from error
-        finally:
-            if hub is not None:
-                hub.encoded = None
-        if self.publish_observer is not None:
-            self.publish_observer(time.perf_counter() - started)
 
     # -- running ---------------------------------------------------------------------------
 

@@ -614,8 +614,8 @@ class ServerSocket:
                 return
             payload = action.data
         try:
-            await self._server.publish(channel, payload)
-        except BrokerError as error:
+            await self._server.publisher.publish(channel, payload)
+        except (BrokerError, InvalidActionError) as error:
             self._reply_error(cid, error)
             return
         if cid is not None:
@@ -645,7 +645,7 @@ class ServerSocket:
         server.stats.messages_in += 1
         if self.auth_token is not None:
             self._expire_token()
-        server.publish_inline(publish.channel, publish.data, publish.packet_text)
+        server.publisher.publish_inline(publish.channel, publish.data, publish.packet_text)
         self.acknowledge(publish.cid)
         return True
 
@@ -664,8 +664,8 @@ class ServerSocket:
         if self.auth_token is not None:
             self._expire_token()
         try:
-            await self._server.publish(publish.channel, publish.data, packet_text=publish.packet_text)
-        except BrokerError as error:
+            await self._server.publisher.publish(publish.channel, publish.data, prepared=publish.packet_text)
+        except (BrokerError, InvalidActionError) as error:
             self.respond_error(publish.cid, error)
             return
         self.acknowledge(publish.cid)
