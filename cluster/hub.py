@@ -17,7 +17,7 @@ import trio
 from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import Codec
 
-from .framing import frame_message
+from ._transport.framing import frame_message
 
 __all__ = ["Hub", "Subscriber"]
 

@@ -28,6 +28,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from ._transport.listen import accept_loop
+
 if TYPE_CHECKING:
     from .server import Server
 
@@ -178,19 +180,12 @@ _MAX_REQUEST = 8192
 
 async def serve_status(listener: stdsocket.socket, server: Server, timeout: float = 5.0) -> None:
     """Answer ``GET /metrics``, ``/health`` and ``/ready`` on ``listener`` (one request per connection)."""
+
+    async def answer(raw: stdsocket.socket, address: object) -> None:
+        await _answer(raw, server, timeout)
+
     async with trio.open_nursery() as nursery:
-        while True:
-            await trio.lowlevel.wait_readable(listener)
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as error:
-                    log.warning("status listener: accept failed: %s", error)
-                    await trio.sleep(0.1)
-                    break
-                nursery.start_soon(_answer, conn, server, timeout)
+        await accept_loop(listener, answer, nursery)
 
 
 async def _answer(raw: stdsocket.socket, server: Server, timeout: float) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hubbub.protocol import SCError, SilentMiddlewareBlockedError
 
 if TYPE_CHECKING:
-    from .http import HttpRequest
+    from ._transport.http import HttpRequest
     from .socket import ServerSocket
 
 __all__ = ["Action", "ActionType", "Middleware", "MiddlewareLine"]

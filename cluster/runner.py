@@ -16,9 +16,10 @@ import trio
 
 from hubbub.broker import Broker, MemoryBroker
 
+from ._transport.listen import bind_listener
 from .app import App
 from .config import ServerConfig
-from .server import Server, bind_listener
+from .server import Server
 from .settings import Settings
 
 __all__ = ["freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]

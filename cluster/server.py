@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
@@ -28,27 +28,24 @@ from hubbub.broker import Broker
 from hubbub.protocol import ClientPublish, CloseCode, JsonCodec, ProtocolViolation, SCError, get_codec
 
 from ._publisher import Publisher
+from ._transport.framing import frame_message
+from ._transport.handshake import recv_into, upgrade, ws_log
+from ._transport.http import HttpRequest, json_response, origin_allowed, plain_response
+from ._transport.listen import accept_loop, bind_listener
+from ._transport.outbound import WriteBatch
+from ._transport.state import SocketState
+from ._transport.upgrade import KnownUpgrades
 from .app import App
 from .auth import JwtAuth
 from .config import ServerConfig
-from .framing import frame_message
-from .http import HttpRequest, json_response, origin_allowed, plain_response, switching_protocols
 from .hub import Hub
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
-from .outbound import WriteBatch
 from .socket import ServerSocket
-from .state import SocketState
-from .upgrade import KnownUpgrade, KnownUpgrades
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
 
 log = logging.getLogger("hubbub.server")
-_ws_log = logging.getLogger("hubbub.websockets")
 _RECV_SIZE = 65536
-_HEAD_TOO_LARGE = plain_response(
-    431, "Request Header Fields Too Large", b"Request Header Fields Too Large", "text/plain"
-).serialize()
-_BAD_REQUEST = plain_response(400, "Bad Request", b"Bad Request", "text/plain").serialize()
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
 
 
@@ -62,28 +59,6 @@ class ServerStats:
     messages_in: int = 0
     #: Packets sent to clients outside the fan-out path (responses, events); see Hub.deliveries.
     messages_out: int = 0
-
-
-def bind_listener(host: str, port: int, backlog: int = 4096) -> stdsocket.socket:
-    """A non-blocking listening TCP socket (port 0 picks a free port)."""
-    family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
-    sock = stdsocket.socket(family, stdsocket.SOCK_STREAM)
-    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
-    sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)  # accepted sockets inherit it
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.setblocking(False)
-    return sock
-
-
-def _recv_into(sock: stdsocket.socket, view: memoryview) -> int:
-    """Bytes read into ``view``: 0 at EOF (or a dead connection), -1 when there is nothing yet."""
-    try:
-        return sock.recv_into(view)
-    except BlockingIOError:
-        return -1
-    except OSError:
-        return 0
 
 
 class Server:
@@ -155,8 +130,11 @@ class Server:
             )
             nursery.start_soon(self.write_batch.run)
             nursery.start_soon(self._timers)
-            nursery.start_soon(self._accept_loop, listener, nursery)
+            nursery.start_soon(accept_loop, listener, self._connection, nursery, self._is_accepting)
             task_status.started()
+
+    def _is_accepting(self) -> bool:
+        return self._accepting
 
     async def shutdown(self, code: int = CloseCode.SERVER_SHUTDOWN, timeout: float | None = None) -> None:
         """Stop accepting, close every socket with ``code`` and wait for them (bounded)."""
@@ -167,28 +145,6 @@ class Server:
             while self.sockets or self.connecting or self.closing:
                 self._all_closed = trio.Event()
                 await self._all_closed.wait()
-
-    async def _accept_loop(self, listener: stdsocket.socket, nursery: trio.Nursery) -> None:
-        # Linux copies TCP_NODELAY from the listener to accepted sockets; set it per socket only
-        # for a listener made elsewhere without it.
-        set_nodelay = listener.family != stdsocket.AF_UNIX and not listener.getsockopt(
-            stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY
-        )
-        while self._accepting:
-            await trio.lowlevel.wait_readable(listener)
-            while self._accepting:
-                try:
-                    raw, address = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as error:  # e.g. EMFILE: back off instead of spinning
-                    log.warning("accept failed: %s", error)
-                    await trio.sleep(0.1)
-                    break
-                raw.setblocking(False)
-                if set_nodelay:
-                    raw.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
-                nursery.start_soon(self._connection, raw, address)
 
     def _ping_slot(self, sock: ServerSocket) -> set[ServerSocket]:
         return self._ping_slots[(hash(sock) >> 4) % len(self._ping_slots)]
@@ -232,7 +188,10 @@ class Server:
             # per connection): it wakes the waiting read with ClosedResourceError.
             self._upgrading[raw] = trio.current_time() + self.config.handshake_timeout
             try:
-                upgraded = await self._upgrade(raw, address if isinstance(address, tuple) else None)
+                remote = address if isinstance(address, tuple) else None
+                limits = (self.config.max_request_head, self.config.max_payload)
+                view = self._recv_view
+                upgraded = await upgrade(raw, remote, view, self._known_upgrades, limits, self._http_answer)
             except trio.ClosedResourceError:
                 upgraded = None
             if self._upgrading.pop(raw, None) is None:  # timed out meanwhile
@@ -241,7 +200,7 @@ class Server:
                 http_request, leftover = upgraded
                 # A fresh protocol for the frames: the handshake one keeps the parsed request
                 # (headers and all) alive in its parser for as long as it lives.
-                ws = ServerProtocol(state=OPEN, max_size=self.config.max_payload, logger=_ws_log)
+                ws = ServerProtocol(state=OPEN, max_size=self.config.max_payload, logger=ws_log)
                 sock = ServerSocket(self, http_request, ws, raw)
                 self.connecting.add(sock)
                 await self._read_loop(raw, ws, sock, leftover)
@@ -253,74 +212,6 @@ class Server:
             if sock is None or sock.outbound_backlog:  # else no task can be waiting on the socket
                 trio.lowlevel.notify_closing(raw)
             raw.close()
-
-    async def _upgrade(
-        self, raw: stdsocket.socket, remote: tuple[str, int] | None
-    ) -> tuple[HttpRequest, bytes] | None:
-        """Read the HTTP request and answer it; on a WebSocket upgrade, the request and any bytes after it."""
-        handshake: ServerProtocol | None = None
-        head = bytearray()
-        view = self._recv_view
-        while True:
-            received = _recv_into(raw, view)
-            if received < 0:
-                await trio.lowlevel.wait_readable(raw)
-                continue
-            if not received:
-                return None
-            data = view[:received].tobytes()
-            head += data
-            if handshake is None:
-                end = head.find(b"\r\n\r\n")
-                if (end if end >= 0 else len(head)) > self.config.max_request_head:
-                    _write_all(raw, [_HEAD_TOO_LARGE])
-                    return None
-                known = self._known_upgrades.find(bytes(head[: end + 4])) if end >= 0 else None
-                if known is not None:
-                    return await self._upgrade_known(raw, remote, *known, bytes(head[end + 4 :]))
-                handshake = ServerProtocol(max_size=self.config.max_payload, logger=_ws_log)
-                data = bytes(head)
-            handshake.receive_data(data)
-            requests = [e for e in handshake.events_received() if isinstance(e, Request)]
-            if requests:
-                break
-            if handshake.handshake_exc is not None:  # malformed request: websockets prepared a 400
-                _write_all(raw, handshake.data_to_send())
-                return None
-        if len(requests) > 1 or handshake.eof_sent:
-            # A second request pipelined behind the first (or other bytes that are neither a request
-            # nor frames): websockets already gave up on the connection.
-            _write_all(raw, [_BAD_REQUEST])
-            return None
-        request = requests[0]
-        http_request = HttpRequest.from_websockets(request, remote)
-        refusal = await self._http_answer(http_request)
-        accepted = switching_protocols(handshake, request) if refusal is None else None
-        if accepted is None:
-            handshake.send_response(refusal or handshake.accept(request))  # websockets' error response
-            _write_all(raw, handshake.data_to_send())
-            return None
-        _write_all(raw, [accepted])
-        end = head.find(b"\r\n\r\n")  # websockets read the request, so its blank line is there
-        self._known_upgrades.add(bytes(head[: end + 4]), http_request, accepted)
-        return http_request, bytes(head[end + 4 :])
-
-    async def _upgrade_known(
-        self,
-        raw: stdsocket.socket,
-        remote: tuple[str, int] | None,
-        known: KnownUpgrade,
-        key: str,
-        rest: bytes,
-    ) -> tuple[HttpRequest, bytes] | None:
-        """:meth:`_upgrade` for a request websockets accepted before, but for its key."""
-        http_request = known.request(remote)
-        refusal = await self._http_answer(http_request)
-        if refusal is not None:
-            _write_all(raw, [refusal.serialize()])
-            return None
-        _write_all(raw, [known.response(key)])
-        return http_request, rest
 
     def status_response(self, path: str, *, public: bool = False) -> Response | None:
         """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path).
@@ -392,7 +283,7 @@ class Server:
         while True:
             if received and not leftover:
                 if not wait_first:
-                    received = _recv_into(raw, view)
+                    received = recv_into(raw, view)
                 if wait_first or received < 0:  # wait outside the except block (no exception kept alive)
                     wait_first = False
                     if sock.state is _CLOSED:
@@ -529,13 +420,3 @@ async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         await fn(*args)
     except Exception:
         log.exception("application hook %r failed", fn)
-
-
-def _write_all(raw: stdsocket.socket, chunks: list[bytes]) -> None:
-    """Best-effort write of a short HTTP answer (the connection closes right after)."""
-    for chunk in chunks:
-        if chunk:
-            try:
-                raw.send(chunk)
-            except OSError:
-                return

@@ -50,15 +50,15 @@ from hubbub.protocol import (
 )
 from hubbub.protocol import Response as ResponsePacket
 
+from ._transport.framing import frame_message, frame_text
+from ._transport.outbound import Outbound
+from ._transport.state import SocketState
 from .app import Request
 from .broker_errors import subscribe_failed
-from .framing import frame_message, frame_text
 from .middleware import Action, ActionType, MiddlewareLine, run_middleware
-from .outbound import Outbound
-from .state import SocketState
 
 if TYPE_CHECKING:
-    from .http import HttpRequest
+    from ._transport.http import HttpRequest
     from .server import Server
 
 __all__ = ["ServerSocket"]

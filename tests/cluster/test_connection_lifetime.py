@@ -18,9 +18,9 @@ from websockets.server import ServerProtocol
 from websockets.sync.client import connect
 
 from hubbub.broker import MemoryBroker
+from hubbub.cluster._transport.outbound import Outbound
 from hubbub.cluster.app import App
 from hubbub.cluster.config import ServerConfig
-from hubbub.cluster.outbound import Outbound
 from hubbub.cluster.server import Server, bind_listener
 from hubbub.cluster.socket import ServerSocket
 

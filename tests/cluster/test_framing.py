@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
-from hubbub.cluster import framing
-from hubbub.cluster.framing import frame_message
+from hubbub.cluster._transport import framing
+from hubbub.cluster._transport.framing import frame_message
 
 
 @given(st.text(max_size=300))

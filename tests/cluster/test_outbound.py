@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from hubbub.cluster.outbound import Outbound, WriteBatch
+from hubbub.cluster._transport.outbound import Outbound, WriteBatch
 
 
 class _Owner:

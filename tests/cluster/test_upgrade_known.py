@@ -13,8 +13,8 @@ import socket
 import pytest
 from websockets.utils import accept_key
 
-from hubbub.cluster.http import HttpRequest
-from hubbub.cluster.upgrade import KnownUpgrades
+from hubbub.cluster._transport.http import HttpRequest
+from hubbub.cluster._transport.upgrade import KnownUpgrades
 
 from ..conftest import ServerFactory
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hubbub.cluster.http import HttpRequest
-from hubbub.cluster.upgrade import KnownUpgrades
+from hubbub.cluster._transport.http import HttpRequest
+from hubbub.cluster._transport.upgrade import KnownUpgrades
 
 from ..cluster import test_bad_input as bad
 
