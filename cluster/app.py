@@ -26,7 +26,16 @@ from .middleware import Middleware, MiddlewareLine
 if TYPE_CHECKING:
     from .socket import ServerSocket
 
-__all__ = ["App", "ConnectionHook", "DisconnectionHook", "Procedure", "Publisher", "Receiver", "Request"]
+__all__ = [
+    "App",
+    "ConnectionHook",
+    "DisconnectionHook",
+    "Procedure",
+    "Publisher",
+    "Receiver",
+    "Request",
+    "Responder",
+]
 
 
 class Publisher(Protocol):
@@ -35,6 +44,14 @@ class Publisher(Protocol):
     async def publish(self, channel: str, data: Any) -> None:
         """Publish ``data`` on ``channel``; raises BrokerError when the broker cannot take it."""
         ...
+
+
+class Responder(Protocol):
+    """Where a :class:`Request`'s answer goes (the session of the client that invoked)."""
+
+    def respond(self, cid: int | float, data: Any = UNDEFINED) -> None: ...
+
+    def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None: ...
 
 
 class Request:
@@ -46,13 +63,16 @@ class Request:
     work; the return value is then ignored.
     """
 
-    __slots__ = ("_answered", "cid", "data", "procedure", "socket")
+    __slots__ = ("_answered", "_responder", "cid", "data", "procedure", "socket")
 
-    def __init__(self, socket: ServerSocket, procedure: str, data: Any, cid: int | float) -> None:
+    def __init__(
+        self, socket: ServerSocket, procedure: str, data: Any, cid: int | float, responder: Responder
+    ) -> None:
         self.socket = socket
         self.procedure = procedure
         self.data = data
         self.cid = cid
+        self._responder = responder
         self._answered = False
 
     @property
@@ -63,13 +83,13 @@ class Request:
         """Answer with ``data`` (``end()`` sends no data member, ``end(None)`` sends null)."""
         if not self._answered:
             self._answered = True
-            self.socket.respond(self.cid, data)
+            self._responder.respond(self.cid, data)
 
     def error(self, error: BaseException) -> None:
         """Answer with an error."""
         if not self._answered:
             self._answered = True
-            self.socket.respond_error(self.cid, error)
+            self._responder.respond_error(self.cid, error)
 
 
 Procedure = Callable[[Request], Awaitable[Any]]

@@ -93,7 +93,7 @@ class WorkerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         server = self._server
         stats = server.stats
-        hub = server._hub
+        hub = server.hub if server.running else None
         deliveries = hub.deliveries if hub is not None else 0
         publications = hub.publications if hub is not None else 0
         channels = hub.channel_count if hub is not None else 0
@@ -103,7 +103,7 @@ class WorkerCollector(Collector):
         info = GaugeMetricFamily("hubbub_worker", "This worker (always 1).", labels=["worker", "pid"])
         info.add_metric([self._worker, str(os.getpid())], 1)
         yield info
-        yield self._gauge("hubbub_connections", "Open WebSocket connections.", len(server.sockets))
+        yield self._gauge("hubbub_connections", "Open WebSocket connections.", server.connection_count)
         yield self._counter(
             "hubbub_connections_accepted",
             "TCP connections accepted (HTTP and WebSocket).",

@@ -18,11 +18,10 @@ from websockets.server import ServerProtocol
 from websockets.sync.client import connect
 
 from hubbub.broker import MemoryBroker
+from hubbub.cluster import App, Server, ServerConfig, ServerSocket, bind_listener
+from hubbub.cluster._session.session import Session
+from hubbub.cluster._transport.connection import WsConnection
 from hubbub.cluster._transport.outbound import Outbound
-from hubbub.cluster.app import App
-from hubbub.cluster.config import ServerConfig
-from hubbub.cluster.server import Server, bind_listener
-from hubbub.cluster.socket import ServerSocket
 
 TIMEOUT = 10.0
 
@@ -71,12 +70,12 @@ async def test_ended_connections_leave_no_reference_cycle(collector_off: None) -
             for index in range(sessions):
                 await trio.to_thread.run_sync(_client_session, url, index)
             await server.shutdown()  # every client has closed: this waits for the server side to end
-            assert not (server.sockets or server.connecting or server.closing)
+            assert server.timers.live_count == 0
             nursery.cancel_scope.cancel()
     listener.close()
     assert server.hub.deliveries == sessions
 
     gc.collect()
-    server_side = (ServerSocket, ServerProtocol, Outbound)
+    server_side = (ServerSocket, Session, WsConnection, ServerProtocol, Outbound)
     leaked = [type(obj).__name__ for obj in gc.garbage if isinstance(obj, server_side)]
     assert leaked == []

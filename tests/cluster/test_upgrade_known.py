@@ -13,7 +13,7 @@ import socket
 import pytest
 from websockets.utils import accept_key
 
-from hubbub.cluster._transport.http import HttpRequest
+from hubbub.cluster import HttpRequest
 from hubbub.cluster._transport.upgrade import KnownUpgrades
 
 from ..conftest import ServerFactory

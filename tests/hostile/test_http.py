@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.cluster._transport.http import HttpRequest
+from hubbub.cluster import HttpRequest
 from hubbub.cluster._transport.upgrade import KnownUpgrades
 
 from ..cluster import test_bad_input as bad

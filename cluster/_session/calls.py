@@ -1,0 +1,62 @@
+"""Server-to-client invokes waiting for the client's response, by call id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from hubbub.protocol import CallIds, SCError, hydrate_error
+from hubbub.protocol import Response as ResponsePacket
+
+__all__ = ["Call", "Calls"]
+
+
+class Call:
+    """A server-to-client invoke waiting for its response."""
+
+    __slots__ = ("data", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.data: Any = None
+        self.error: SCError | None = None
+
+
+class Calls:
+    """The invokes one socket is waiting on (no table until the first one)."""
+
+    __slots__ = ("_cids", "_waiting")
+
+    def __init__(self) -> None:
+        self._cids = CallIds()
+        self._waiting: dict[int, Call] | None = None
+
+    def start(self) -> tuple[int, Call]:
+        """A new call id and the call that its response completes."""
+        cid = self._cids.next()
+        if self._waiting is None:
+            self._waiting = {}
+        call = self._waiting[cid] = Call()
+        return cid, call
+
+    def forget(self, cid: int) -> None:
+        if self._waiting is not None:
+            self._waiting.pop(cid, None)
+
+    def resolve(self, packet: ResponsePacket) -> None:
+        """Complete the call ``packet`` answers (responses to unknown ids are ignored)."""
+        waiting = self._waiting
+        call = waiting.pop(packet.rid, None) if waiting and isinstance(packet.rid, int) else None
+        if call is None:
+            return
+        call.error = hydrate_error(packet.error)
+        call.data = packet.data
+        call.done.set()
+
+    def fail_all(self) -> None:
+        """The connection closed: every waiting call fails with BadConnectionError."""
+        for call in (self._waiting or {}).values():
+            call.error = SCError("Socket connection closed", name="BadConnectionError")
+            call.done.set()
+        self._waiting = None

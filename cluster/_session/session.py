@@ -1,0 +1,343 @@
+"""One client's session: its SocketCluster state, the packets it is sent and the messages it sends.
+
+Inbound packets are processed strictly in order, each waiting for its middleware, as
+socketcluster-server does; what to do with each event is the table in :mod:`.events`. A plain
+``#publish`` from a JSON client is served without the general decode (:meth:`Session.publish_inline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from hubbub.protocol import (
+    PUBLISH_PREFIX,
+    UNDEFINED,
+    AuthTokenExpiredError,
+    BrokerError,
+    ClientPublish,
+    Codec,
+    Connection,
+    Heartbeat,
+    InvalidActionError,
+    Packet,
+    Role,
+    SCError,
+    State,
+    dehydrate_error,
+    response_packet,
+    server_invoke_packet,
+    transmit_packet,
+)
+
+from .._hub import Hub
+from .._publisher import Publisher
+from .._stats import ServerStats
+from .._transport.connection import WsConnection
+from .._transport.framing import frame_message, frame_text
+from .._transport.http import HttpRequest
+from .._transport.state import SocketState
+from ..app import App
+from ..auth import JwtAuth
+from ..config import ServerConfig
+from ..middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
+from ..socket import ServerSocket, make_socket_id
+from .calls import Calls
+from .lanes import Lanes
+
+__all__ = ["Session", "SessionParts"]
+
+log = logging.getLogger("hubbub.socket")
+_PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
+_OPEN = SocketState.OPEN
+
+
+@dataclass(eq=False, slots=True)
+class SessionParts:
+    """What the sessions of one worker share (built once by the worker)."""
+
+    config: ServerConfig
+    codec: Codec
+    auth: JwtAuth
+    app: App
+    hub: Hub
+    publisher: Publisher
+    stats: ServerStats
+    #: The app's inbound middleware (the lists themselves: later additions show here too).
+    inbound_raw_chain: list[Middleware]
+    inbound_chain: list[Middleware]
+    #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
+    read_publish: Callable[[str], ClientPublish | None] | None
+    #: Plain client publishes are served synchronously from the read loop (JSON, in-process broker).
+    publishes_inline: bool
+    #: Processes one inbound packet (the event table, :func:`.events.process`).
+    process: Callable[[Session, Packet], Awaitable[None]]
+    #: Called when a session completes its handshake.
+    opened: Callable[[Session], None]
+
+
+class Session:
+    """A connected SocketCluster client, as the worker sees it; :attr:`handle` is what apps hold."""
+
+    __slots__ = (
+        "_batch",
+        "_conn",
+        "_filtered",
+        "auth_token",
+        "calls",
+        "handle",
+        "id",
+        "lanes",
+        "link",
+        "parts",
+        "request",
+        "send_frame",
+        "signed_auth_token",
+    )
+
+    def __init__(self, link: WsConnection, request: HttpRequest, parts: SessionParts) -> None:
+        self.link = link
+        self.parts = parts
+        #: Sends a framed message: the connection's own method (the fan-out path calls it directly).
+        self.send_frame = link.send_frame
+        self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
+        self._batch: list[Any] | None = None
+        self._filtered: deque[tuple[str, Any]] | None = None
+        self.calls = Calls()
+        self.lanes = Lanes(link.spawn)
+        self.id = make_socket_id()
+        self.request = request
+        #: The verified token payload while authenticated, else None.
+        self.auth_token: dict[str, Any] | None = None
+        self.signed_auth_token: str | None = None
+        self.handle: ServerSocket | None = ServerSocket(self)
+        link.sink = self
+
+    @property
+    def state(self) -> SocketState:
+        return self.link.state
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return self.parts.hub.channels_of(self)
+
+    def open(self) -> bool:
+        """The handshake completed: the protocol and the connection are open; False if they were already."""
+        first = self._conn.state is State.CONNECTING
+        self._conn.handshake_complete()
+        self.link.open()
+        return first
+
+    async def inbound(self, action: Action) -> BaseException | None:
+        """Run the inbound middleware on ``action``; the blocking error or None."""
+        chain = self.parts.inbound_chain
+        return await run_middleware(chain, action) if chain else None
+
+    async def allowed(self, cid: int | float | None, action: Action) -> bool:
+        """Run the inbound middleware on ``action``; a blocked invoke is answered with the error."""
+        blocked = await self.inbound(action)
+        if blocked is None:
+            return True
+        self.reply_error(cid, blocked)
+        return False
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send_packet(self, packet: Any) -> None:
+        self.parts.stats.messages_out += 1
+        if self._batch is not None:
+            self._batch.append(packet)
+            return
+        self.send_frame(frame_message(self._conn.encode(packet)))
+
+    def transmit(self, event: str, data: Any = None) -> None:
+        self.send_packet(transmit_packet(event, data))
+
+    def respond(self, cid: int | float, data: Any = UNDEFINED) -> None:
+        self.send_packet(response_packet(cid, data))
+
+    def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
+        self.send_packet(response_packet(cid, error=dehydrate_error(error)))
+
+    def name_too_long(self) -> SCError:
+        limit = self.parts.config.max_channel_name
+        return InvalidActionError(f"Channel name is longer than the limit of {limit} characters")
+
+    def reply_error(self, cid: int | float | None, error: BaseException) -> None:
+        """Answer an invoke with ``error`` (a transmit gets no answer)."""
+        if cid is not None:
+            self.respond_error(cid, error)
+
+    def acknowledge(self, cid: int) -> None:
+        """:meth:`respond` with no data, for a JSON worker's hot path: ``{"rid":cid}`` built as text."""
+        if self._batch is not None or self._conn.codec.binary:
+            self.respond(cid)
+            return
+        self.parts.stats.messages_out += 1
+        self.send_frame(frame_text(b'{"rid":%d}' % cid))
+
+    def start_batch(self) -> None:
+        if self._batch is None:
+            self._batch = []
+
+    def flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self.send_packet(batch)
+
+    async def invoke(self, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
+        """Call ``event`` on the client and return its answer (see :meth:`ServerSocket.invoke`)."""
+        if self.link.state is SocketState.CLOSED:
+            raise SCError("Socket is closed", name="BadConnectionError")
+        cid, call = self.calls.start()
+        self.send_packet(server_invoke_packet(event, data, cid))
+        try:
+            with trio.move_on_after(timeout or self.parts.config.ack_timeout):
+                await call.done.wait()
+        finally:
+            self.calls.forget(cid)
+        if not call.done.is_set():
+            raise TimeoutError(f"Event response for {event} event timed out")
+        if call.error is not None:
+            raise call.error
+        return call.data
+
+    # -- auth ------------------------------------------------------------------------------
+
+    def sign_token(self, claims: dict[str, Any], expires_in: float | None) -> tuple[str, dict[str, Any]]:
+        """A signed token for ``claims`` and its payload."""
+        return self.parts.auth.sign_claims(claims, expires_in=expires_in)
+
+    def set_token(self, token: dict[str, Any] | None, signed: str | None) -> None:
+        self.auth_token, self.signed_auth_token = token, signed
+
+    def expire_token(self) -> SCError | None:
+        """Drop the token if it has expired (telling the client); the error middleware sees then."""
+        exp = self.auth_token.get("exp") if self.auth_token else None
+        if not isinstance(exp, int | float) or time.time() <= exp:
+            return None
+        self.set_token(None, None)
+        self.transmit("#removeAuthToken")
+        return AuthTokenExpiredError("Token expired", isBadToken=True)
+
+    # -- channels --------------------------------------------------------------------------
+
+    def kick_out(self, channel: str | None, message: str | None) -> None:
+        hub = self.parts.hub
+        for name in hub.channels_of(self) if channel is None else [channel]:
+            if hub.is_member(self, name):
+                hub.unsubscribe(self, name)
+                self.transmit("#kickOut", {"channel": name, "message": message})
+
+    def deliver_filtered(self, channel: str, data: Any) -> None:
+        """Queue a delivery that must pass the outbound middleware; one drain task keeps the order."""
+        queue = self._filtered
+        if queue is None:
+            queue = self._filtered = deque()
+            self.link.spawn(self._drain_filtered, queue)
+        queue.append((channel, data))
+
+    async def _drain_filtered(self, queue: deque[tuple[str, Any]]) -> None:
+        hub = self.parts.hub
+        chain = self.parts.app.middleware_chains[MiddlewareLine.OUTBOUND]
+        try:
+            while queue:
+                channel, data = queue.popleft()
+                action = Action(ActionType.PUBLISH_OUT, socket=self.handle, channel=channel, data=data)
+                if await run_middleware(chain, action) is None and hub.is_member(self, channel):
+                    try:
+                        self.transmit("#publish", {"channel": channel, "data": action.data})
+                    except RecursionError:  # middleware made it deeper than the codec writes
+                        log.info(
+                            "dropped a publication on %r for socket %s: nested too deeply", channel, self.id
+                        )
+                        continue
+                    hub.delivered()
+        finally:
+            self._filtered = None
+
+    # -- inbound (the connection's MessageSink) ------------------------------------------------
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Process one complete WebSocket message from the client."""
+        parts = self.parts
+        read_publish = parts.read_publish
+        if read_publish is not None and message.__class__ is str and self.plain_publish_allowed():
+            publish = read_publish(message)
+            if publish is not None and len(publish.channel) <= parts.config.max_channel_name:
+                await self._publish_plain(publish)
+                return
+        raw_chain = parts.inbound_raw_chain
+        if raw_chain:
+            action = Action(ActionType.MESSAGE, socket=self.handle, data=message)
+            if await run_middleware(raw_chain, action) is not None:
+                return
+        link = self.link
+        for item in self._conn.receive(message):
+            if isinstance(item, Heartbeat):
+                self.expire_token()
+                continue
+            await parts.process(self, item)
+            if link.state is not _OPEN and link.state is not SocketState.CONNECTING:
+                return
+
+    def publish_inline(self, payload: bytes) -> bool:
+        """Serve a plain ``#publish`` text frame without awaiting, if this worker can; else False.
+
+        That takes the JSON codec, a broker that delivers in this process and no inbound
+        middleware (see :meth:`~hubbub.protocol.JsonCodec.read_publish` for the form).
+        """
+        parts = self.parts
+        read = parts.read_publish
+        if not (
+            read is not None
+            and parts.publishes_inline
+            and payload.startswith(_PUBLISH_PREFIX)
+            and self.plain_publish_allowed()
+        ):
+            return False
+        try:
+            publish = read(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            return False
+        if publish is None or len(publish.channel) > parts.config.max_channel_name:
+            return False
+        parts.stats.messages_in += 1
+        if self.auth_token is not None:
+            self.expire_token()
+        parts.publisher.publish_inline(publish.channel, publish.data, publish.packet_text)
+        self.acknowledge(publish.cid)
+        return True
+
+    def plain_publish_allowed(self) -> bool:
+        """Whether a ``#publish`` may skip the general path: open, no inbound middleware, publish on."""
+        parts = self.parts
+        return (
+            self.link.state is _OPEN
+            and not parts.inbound_raw_chain
+            and not parts.inbound_chain
+            and parts.config.allow_client_publish
+        )
+
+    async def _publish_plain(self, publish: ClientPublish) -> None:
+        """``#publish`` with no inbound middleware, its packet text already known (the hot path)."""
+        if self.auth_token is not None:
+            self.expire_token()
+        try:
+            await self.parts.publisher.publish(publish.channel, publish.data, prepared=publish.packet_text)
+        except (BrokerError, InvalidActionError) as error:
+            self.respond_error(publish.cid, error)
+            return
+        self.acknowledge(publish.cid)
+
+    def release(self) -> None:
+        """The connection ended: fail pending invokes, leave every channel, drop the handle."""
+        self.calls.fail_all()
+        self.parts.hub.remove(self)
+        self.handle = None

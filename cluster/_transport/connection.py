@@ -1,0 +1,318 @@
+"""One WebSocket connection: the raw socket, websockets' frame parser, the read loop and closing.
+
+:class:`WsConnection` reads with a non-blocking ``recv_into`` first and waits for readability
+only when the kernel has nothing, reassembles fragmented messages, checks that text is UTF-8, and
+hands each complete message to its :class:`MessageSink`. It owns the connection's
+:class:`SocketState`, its close handshake and deadline, its liveness (any data from the peer
+resets the pong timer) and the tasks run on its behalf (cancelled when it ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket as stdsocket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.protocol import CLOSED, OPEN
+from websockets.server import ServerProtocol
+
+from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
+
+from .._stats import ServerStats
+from .handshake import recv_into, ws_log
+from .outbound import Outbound, WriteBatch
+from .state import SocketState
+from .timers import Timers
+
+__all__ = ["ConnectionParts", "MessageSink", "WsConnection"]
+
+log = logging.getLogger("hubbub.server")
+RECV_SIZE = 65536
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
+
+
+class MessageSink(Protocol):
+    """Where a connection's complete messages go (one client's session)."""
+
+    def publish_inline(self, payload: bytes) -> bool:
+        """Serve a text message without awaiting if it can (the fast path); False to pass it on."""
+        ...
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Process one message; raises :class:`ProtocolViolation` to close the connection."""
+        ...
+
+
+class _NoSink:
+    def publish_inline(self, payload: bytes) -> bool:
+        return True
+
+    async def on_message(self, message: str | bytes) -> None:
+        pass
+
+
+_NO_SINK = _NoSink()
+
+
+@dataclass(eq=False, slots=True)
+class ConnectionParts:
+    """What the connections of one worker share."""
+
+    max_payload: int
+    outbound_limit: int
+    ping_timeout: float
+    close_timeout: float
+    write_batch: WriteBatch
+    timers: Timers
+    stats: ServerStats
+    #: Runs ``fn(*args)`` in the worker's nursery (an exception is logged, never fatal).
+    spawn: Callable[..., None]
+    #: A buffer for reads: every read is processed before the next one.
+    recv_view: memoryview
+
+
+class WsConnection:
+    """One client connection after its HTTP upgrade."""
+
+    __slots__ = (
+        "_liveness",
+        "_out",
+        "_parts",
+        "_raw",
+        "_tasks",
+        "close_code",
+        "close_deadline",
+        "close_reason",
+        "opened_at",
+        "sink",
+        "state",
+        "ws",
+    )
+
+    def __init__(self, raw: stdsocket.socket, parts: ConnectionParts) -> None:
+        self._raw = raw
+        self._parts = parts
+        # A fresh protocol for the frames: the handshake one keeps the parsed request (headers
+        # and all) alive in its parser for as long as it lives.
+        self.ws = ServerProtocol(state=OPEN, max_size=parts.max_payload, logger=ws_log)
+        self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch)
+        self._tasks: set[trio.CancelScope] | None = None
+        self.sink: MessageSink = _NO_SINK
+        self.state = _CONNECTING
+        now = trio.current_time()
+        self.opened_at = now
+        self._liveness = Liveness(parts.ping_timeout, now)
+        #: When a ``CLOSING`` connection is dropped if the peer has not closed by then.
+        self.close_deadline = 0.0
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def outbound_backlog(self) -> int:
+        return self._out.backlog
+
+    def ping_expired(self, now: float) -> bool:
+        return self._liveness.expired(now)
+
+    def open(self) -> None:
+        """The SocketCluster handshake completed (unless the connection was closed meanwhile)."""
+        if self.state is _CONNECTING:
+            self.state = _OPEN
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send a framed message while connecting or open (else it is dropped)."""
+        if self.state is _OPEN or self.state is _CONNECTING:
+            self._out.write(frame)
+
+    def flush_ws(self) -> None:
+        """Write what the WebSocket layer produced (close frames, pongs to control pings)."""
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self._out.write_final(chunk)
+
+    def send_pending(self) -> None:
+        """Hand what is queued to the kernel now instead of at the end of the scheduler step."""
+        self._out.send_pending()
+
+    # -- tasks and faults (the Outbound's owner) ----------------------------------------------
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in a task that is cancelled when this connection ends."""
+        self._parts.spawn(self._run_task, fn, *args)
+
+    async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self.state is _CLOSED:
+            return
+        with trio.CancelScope() as scope:
+            if self._tasks is None:
+                self._tasks = set()
+            self._tasks.add(scope)
+            try:
+                await fn(*args)
+            finally:
+                self._tasks.discard(scope)
+
+    def overflowed(self) -> None:
+        """The outbound backlog passed the limit: close as a slow consumer (4010)."""
+        self._parts.stats.slow_consumer_disconnects += 1
+        log.info(
+            "connection %x: outbound buffer overflow, closing with %d", id(self), CloseCode.SLOW_CONSUMER
+        )
+        self.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the close handshake with ``code``; the connection is dropped after the close timeout."""
+        if self.state is _CLOSING or self.state is _CLOSED:
+            return
+        self.close_code, self.close_reason = code, reason
+        try:
+            self.ws.send_close(code, reason)
+        except InvalidState:
+            pass
+        self.flush_ws()
+        self._closing()
+
+    def _closing(self) -> None:
+        self.close_deadline = trio.current_time() + self._parts.close_timeout
+        self.state = _CLOSING
+        self._parts.timers.closing(self)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a close handshake."""
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
+            trio.lowlevel.notify_closing(self._raw)
+
+    def release(self) -> None:
+        """The connection ends: send what is pending (best effort), cancel its tasks, drop references."""
+        self.state = _CLOSED
+        self._out.send_pending()
+        self._out.closed = True
+        for scope in self._tasks or ():
+            scope.cancel()
+        self._out.detach()
+        self.sink = _NO_SINK
+        # websockets' protocol holds its frame parser, a generator holding the protocol: closing
+        # the generator lets reference counting free the connection instead of the cycle collector.
+        self.ws.parser.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def run(self, leftover: bytes) -> None:
+        """Read and dispatch messages until the connection ends (``leftover``: bytes read with the upgrade)."""
+        raw, ws = self._raw, self.ws
+        fragments: list[bytes] = []
+        fragment_opcode = Opcode.TEXT
+        half_closed = False
+        view = self._parts.recv_view
+        if leftover:  # frames the client sent right behind its upgrade request
+            ws.receive_data(leftover)
+        received = 1
+        # A read that did not fill the buffer took all the kernel had: the next one waits first
+        # instead of spending a syscall on EAGAIN (readiness is level-triggered, nothing is missed).
+        # So does the first: clients wait for the 101 before they send a frame.
+        wait_first = True
+        while True:
+            if received and not leftover:
+                if not wait_first:
+                    received = recv_into(raw, view)
+                if wait_first or received < 0:  # wait outside the except block (no exception kept alive)
+                    wait_first = False
+                    if self.state is _CLOSED:
+                        return
+                    try:
+                        await trio.lowlevel.wait_readable(raw)
+                    except trio.ClosedResourceError:
+                        return
+                    continue
+                wait_first = 0 < received < RECV_SIZE
+                if received:
+                    self._liveness.on_data(trio.current_time())
+                    ws.receive_data(view[:received].tobytes())
+                else:
+                    ws.receive_eof()
+            leftover = b""
+            for frame in ws.events_received():
+                if not isinstance(frame, Frame):
+                    continue
+                opcode = frame.opcode
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    if not frame.fin:
+                        fragments, fragment_opcode = [bytes(frame.data)], opcode
+                        continue
+                    payload, is_text = bytes(frame.data), opcode is Opcode.TEXT
+                elif opcode is Opcode.CONT:
+                    fragments.append(bytes(frame.data))
+                    if not frame.fin:
+                        continue
+                    payload, is_text = b"".join(fragments), fragment_opcode is Opcode.TEXT
+                    fragments = []
+                else:
+                    continue
+                if is_text and self.sink.publish_inline(payload):
+                    if self.state is not _OPEN:
+                        break
+                    continue
+                if not await self._dispatch(payload, is_text):
+                    break
+            self.flush_ws()
+            if not received or ws.state is CLOSED or self.state is _CLOSED:
+                return
+            if ws.eof_sent and not half_closed:
+                # websockets ended the WebSocket (a completed close handshake, or a failure such
+                # as 1009/1002): the peer now waits for the TCP close.
+                half_closed = True
+                if self._end_tcp():
+                    return
+
+    def _end_tcp(self) -> bool:
+        """After the WebSocket ended: True to close the connection now, else half-close it.
+
+        After a completed close handshake the peer sends nothing more, so once the close frame
+        is written the connection is closed at once. After a failure (1009, 1002) the peer may
+        still be sending: FIN is sent once the close frame is written and reading goes on to
+        EOF (bounded by the close timeout), so its data never meets a reset that could destroy
+        the close frame before it is read.
+        """
+        if self.state is _OPEN or self.state is _CONNECTING:
+            sent = self.ws.close_sent
+            self.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
+            self._closing()
+        self._out.send_pending()
+        if self._out.backlog:
+            return False
+        if self.ws.close_rcvd is not None:
+            return True
+        try:
+            self._raw.shutdown(stdsocket.SHUT_WR)
+        except OSError:
+            pass
+        return False
+
+    async def _dispatch(self, payload: bytes, is_text: bool) -> bool:
+        """Hand one message to the sink; False when the connection must stop reading."""
+        self._parts.stats.messages_in += 1
+        message: str | bytes
+        if is_text:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                self.disconnect(CloseCode.INVALID_DATA, "Invalid UTF-8")
+                return False
+        else:
+            message = bytes(payload)
+        try:
+            await self.sink.on_message(message)
+        except ProtocolViolation as violation:
+            self.disconnect(violation.code)
+            return False
+        return self.state is _OPEN or self.state is _CONNECTING
