@@ -88,9 +88,9 @@ class Session:
     __slots__ = (
         "_batch",
         "_conn",
-        "_filtered",
         "auth_token",
         "calls",
+        "filtered",
         "handle",
         "id",
         "lanes",
@@ -108,7 +108,7 @@ class Session:
         self.send_frame = link.send_frame
         self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
         self._batch: list[Any] | None = None
-        self._filtered: deque[tuple[str, Any]] | None = None
+        self.filtered: deque[tuple[str, Any]] | None = None
         self.calls = Calls()
         self.lanes = Lanes(link.spawn)
         self.id = make_socket_id()
@@ -237,30 +237,11 @@ class Session:
 
     def deliver_filtered(self, channel: str, data: Any) -> None:
         """Queue a delivery that must pass the outbound middleware; one drain task keeps the order."""
-        queue = self._filtered
+        queue = self.filtered
         if queue is None:
-            queue = self._filtered = deque()
-            self.link.spawn(self._drain_filtered, queue)
+            queue = self.filtered = deque()
+            self.link.spawn(_drain_filtered, self, queue)
         queue.append((channel, data))
-
-    async def _drain_filtered(self, queue: deque[tuple[str, Any]]) -> None:
-        hub = self.parts.hub
-        chain = self.parts.app.middleware_chains[MiddlewareLine.OUTBOUND]
-        try:
-            while queue:
-                channel, data = queue.popleft()
-                action = Action(ActionType.PUBLISH_OUT, socket=self.handle, channel=channel, data=data)
-                if await run_middleware(chain, action) is None and hub.is_member(self, channel):
-                    try:
-                        self.transmit("#publish", {"channel": channel, "data": action.data})
-                    except RecursionError:  # middleware made it deeper than the codec writes
-                        log.info(
-                            "dropped a publication on %r for socket %s: nested too deeply", channel, self.id
-                        )
-                        continue
-                    hub.delivered()
-        finally:
-            self._filtered = None
 
     # -- inbound (the connection's MessageSink) ------------------------------------------------
 
@@ -341,3 +322,24 @@ class Session:
         self.calls.fail_all()
         self.parts.hub.remove(self)
         self.handle = None
+
+
+async def _drain_filtered(session: Session, queue: deque[tuple[str, Any]]) -> None:
+    """Pass queued deliveries through the outbound middleware, in order, then send what it allows."""
+    hub = session.parts.hub
+    chain = session.parts.app.middleware_chains[MiddlewareLine.OUTBOUND]
+    try:
+        while queue:
+            channel, data = queue.popleft()
+            action = Action(ActionType.PUBLISH_OUT, socket=session.handle, channel=channel, data=data)
+            if await run_middleware(chain, action) is None and hub.is_member(session, channel):
+                try:
+                    session.transmit("#publish", {"channel": channel, "data": action.data})
+                except RecursionError:  # middleware made it deeper than the codec writes
+                    log.info(
+                        "dropped a publication on %r for socket %s: nested too deeply", channel, session.id
+                    )
+                    continue
+                hub.delivered()
+    finally:
+        session.filtered = None
