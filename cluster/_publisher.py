@@ -10,7 +10,7 @@ from typing import Any
 from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import InvalidActionError
 
-from .broker_errors import publish_failed
+from ._broker_errors import publish_failed
 
 __all__ = ["Publisher"]
 
@@ -55,7 +55,7 @@ class Publisher:
         """Publish ``data`` on ``channel``.
 
         Raises :class:`BrokerError` when the broker cannot take it (the client learns no more; the
-        details go to the log, see :mod:`.broker_errors`) and :class:`InvalidActionError` for data
+        details go to the log, see :mod:`._broker_errors`) and :class:`InvalidActionError` for data
         nested deeper than it can be written.
         """
         started = time.perf_counter()

@@ -29,7 +29,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import load_app, run_worker
+    from ._runner import load_app, run_worker
 
     given = {s.name: getattr(args, s.name) for s in SETTINGS if hasattr(args, s.name)}
     try:

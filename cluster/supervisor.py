@@ -33,8 +33,8 @@ from functools import partial
 
 import trio
 
+from ._runner import freeze_startup_objects, listening_url, load_app, serve_until_signalled, status_url
 from ._transport.listen import bind_listener
-from .runner import freeze_startup_objects, listening_url, load_app, serve_until_signalled, status_url
 from .settings import Settings
 
 __all__ = ["WorkerSpec", "run_cluster", "worker_main"]

@@ -8,8 +8,8 @@ from typing import Any
 from hubbub.broker import BrokerUnavailable
 from hubbub.protocol import BrokerError, InvalidActionError
 
-from ..broker_errors import subscribe_failed
-from ..middleware import Action, ActionType
+from .._broker_errors import subscribe_failed
+from .._middleware import Action, ActionType
 from .session import Session
 
 __all__ = ["on_publish", "on_subscribe", "on_unsubscribe"]

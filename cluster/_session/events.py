@@ -8,7 +8,7 @@ from typing import Any
 from hubbub.protocol import CloseCode, Invoke, Packet, Raw, SCError, Transmit, dehydrate_error
 from hubbub.protocol import Response as ResponsePacket
 
-from ..middleware import Action, ActionType, MiddlewareLine, run_middleware
+from .._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .channels import on_publish, on_subscribe, on_unsubscribe
 from .procedures import on_invoke, on_transmit
 from .session import Session

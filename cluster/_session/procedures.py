@@ -7,9 +7,9 @@ from typing import Any
 
 from hubbub.protocol import UNDEFINED, CloseCode, InvalidActionError, SCError
 
-from ..app import Procedure, Receiver, Request
-from ..middleware import Action, ActionType
-from ..socket import ServerSocket
+from .._app import Procedure, Receiver, Request
+from .._middleware import Action, ActionType
+from .._socket import ServerSocket
 from .session import Session
 
 __all__ = ["on_invoke", "on_transmit"]

@@ -36,18 +36,18 @@ from hubbub.protocol import (
     transmit_packet,
 )
 
+from .._app import App
 from .._hub import Hub
+from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
 from .._publisher import Publisher
+from .._socket import ServerSocket, make_socket_id
 from .._stats import ServerStats
 from .._transport.connection import WsConnection
 from .._transport.framing import frame_message, frame_text
 from .._transport.http import HttpRequest
 from .._transport.state import SocketState
-from ..app import App
 from ..auth import JwtAuth
 from ..config import ServerConfig
-from ..middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
-from ..socket import ServerSocket, make_socket_id
 from .calls import Calls
 from .lanes import Lanes
 

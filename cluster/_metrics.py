@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from ._transport.listen import accept_loop
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ._server import Server
 
 __all__ = ["WorkerCollector", "WorkerMetrics", "serve_status"]
 

@@ -20,7 +20,9 @@ from websockets.http11 import Response
 from hubbub.broker import Broker
 from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
 
+from ._app import App
 from ._hub import Hub
+from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from ._publisher import Publisher
 from ._session.events import process
 from ._session.session import Session, SessionParts
@@ -33,10 +35,8 @@ from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
 from ._transport.upgrade import KnownUpgrades
-from .app import App
 from .auth import JwtAuth
 from .config import ServerConfig
-from .middleware import Action, ActionType, MiddlewareLine, run_middleware
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
 
@@ -77,7 +77,7 @@ class Server:
         self._known_upgrades = KnownUpgrades()
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
-        #: Renders /metrics as (body, content type); installed by hubbub.cluster.metrics.
+        #: Renders /metrics as (body, content type); installed by hubbub.cluster._metrics.
         self.metrics: Callable[[], tuple[bytes, str]] | None = None
         app.bind(self.publisher)
 

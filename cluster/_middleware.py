@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from hubbub.protocol import SCError, SilentMiddlewareBlockedError
 
 if TYPE_CHECKING:
+    from ._socket import ServerSocket
     from ._transport.http import HttpRequest
-    from .socket import ServerSocket
 
 __all__ = ["Action", "ActionType", "Middleware", "MiddlewareLine"]
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubbub.protocol import UNDEFINED
 
-from .middleware import Middleware, MiddlewareLine
+from ._middleware import Middleware, MiddlewareLine
 
 if TYPE_CHECKING:
-    from .socket import ServerSocket
+    from ._socket import ServerSocket
 
 __all__ = [
     "App",

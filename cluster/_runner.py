@@ -16,10 +16,10 @@ import trio
 
 from hubbub.broker import Broker, MemoryBroker
 
+from ._app import App
+from ._server import Server
 from ._transport.listen import bind_listener
-from .app import App
 from .config import ServerConfig
-from .server import Server
 from .settings import Settings
 
 __all__ = ["freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]
@@ -86,7 +86,7 @@ async def serve_until_signalled(
     ``ws://`` URL once connections are accepted; ``status_listener`` also answers ``/metrics``,
     ``/health`` and ``/ready``.
     """
-    from .metrics import WorkerMetrics, serve_status
+    from ._metrics import WorkerMetrics, serve_status
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with _open_broker(broker_url, broker_prefix) as broker, trio.open_nursery() as nursery:
