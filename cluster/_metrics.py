@@ -15,7 +15,6 @@ values that live in plain integers without writing them to shared files per mess
 
 from __future__ import annotations
 
-import logging
 import os
 import socket as stdsocket
 from bisect import bisect_left
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerCollector", "WorkerMetrics", "serve_status"]
 
-log = logging.getLogger("hubbub.metrics")
 
 #: Buckets of ``hubbub_broker_publish_seconds``: 50 µs to 5 s.
 PUBLISH_BUCKETS = (

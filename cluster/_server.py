@@ -227,9 +227,12 @@ class Server:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _opened(self, session: Session) -> None:
+        handle = session.handle
+        if handle is None:  # the connection ended while the handshake middleware ran
+            return
         self.timers.opened(session.link)
         for hook in self.app.connection_hooks:
-            self.spawn(hook, session.handle)
+            self.spawn(hook, handle)
 
     def _forget(self, conn: WsConnection, session: Session) -> None:
         was_open = self.timers.forget(conn)
