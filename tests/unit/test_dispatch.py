@@ -104,6 +104,8 @@ async def test_the_handshake_opens_the_session() -> None:
         assert reply["rid"] == 1 and reply["data"]["id"] == client.session.id
         assert reply["data"]["isAuthenticated"] is False and reply["data"]["pingTimeout"] == 30000
         assert client.session.state is SocketState.OPEN and client.opened == [client.session]
+        handle = client.session.handle
+        assert handle is not None and handle.state == "open"  # states compare as the strings they were
 
 
 @pytest.mark.trio
