@@ -4,6 +4,7 @@ from hubbub.protocol import SCError as SCError
 
 from ._app import App as App
 from ._app import Request as Request
+from ._config import ServerConfig as ServerConfig
 from ._middleware import Action as Action
 from ._middleware import ActionType as ActionType
 from ._middleware import MiddlewareLine as MiddlewareLine
@@ -12,7 +13,6 @@ from ._socket import ServerSocket as ServerSocket
 from ._transport.http import HttpRequest as HttpRequest
 from ._transport.listen import bind_listener as bind_listener
 from ._transport.state import SocketState as SocketState
-from .config import ServerConfig as ServerConfig
 
 __all__ = [
     "Action",

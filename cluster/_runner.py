@@ -17,9 +17,9 @@ import trio
 from hubbub.broker import Broker, MemoryBroker
 
 from ._app import App
+from ._config import ServerConfig
 from ._server import Server
 from ._transport.listen import bind_listener
-from .config import ServerConfig
 from .settings import Settings
 
 __all__ = ["freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]

@@ -21,6 +21,7 @@ from hubbub.broker import Broker
 from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
 
 from ._app import App
+from ._config import ServerConfig
 from ._hub import Hub
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from ._publisher import Publisher
@@ -36,7 +37,6 @@ from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
 from ._transport.upgrade import KnownUpgrades
 from .auth import JwtAuth
-from .config import ServerConfig
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from hubbub.broker import parse_redis_url
 
-from .config import ServerConfig
+from ._config import ServerConfig
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "add_arguments", "load_settings"]
 

@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-CHECKED = ("hubbub.protocol", "hubbub.broker", "hubbub.client")
+CHECKED = ("hubbub.protocol", "hubbub.broker", "hubbub.client", "hubbub.cluster")
 
 
 def _modules() -> dict[str, Path]:
@@ -24,8 +24,9 @@ def _modules() -> dict[str, Path]:
     for package in CHECKED:
         path = Path(importlib.import_module(package).__path__[0])
         found[package] = path / "__init__.py"
-        for info in pkgutil.iter_modules([str(path)], package + "."):
-            found[info.name] = path / f"{info.name.rpartition('.')[2]}.py"
+        for info in pkgutil.walk_packages([str(path)], package + "."):
+            relative = Path(*info.name.split(".")[package.count(".") + 1 :])
+            found[info.name] = path / relative / "__init__.py" if info.ispkg else path / f"{relative}.py"
     return found
 
 

@@ -28,6 +28,10 @@ PUBLIC_API: dict[str, set[str]] = {
         "Broker", "BrokerStats", "BrokerUnavailable", "DeliverFn", "Envelope", "EnvelopeError", "InProcessDelivery",
         "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "open_broker", "parse_redis_url",
     },
+    "hubbub.cluster": {
+        "Action", "ActionType", "App", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
+        "ServerConfig", "ServerSocket", "SocketState", "bind_listener",
+    },
     "hubbub.client": {
         "AckTimeoutError", "AuthState", "AuthStateChanged", "BlockingChannel", "BlockingClient", "Channel",
         "ChannelOverflowError", "ChannelState", "Client", "ClientError", "ClientEvent", "ClientState",
@@ -39,7 +43,11 @@ PUBLIC_API: dict[str, set[str]] = {
 }  # fmt: skip
 
 #: Submodules that are public on purpose (not library API): ``hubbub.client.cli`` is the command line's.
-PUBLIC_SUBMODULES: dict[str, set[str]] = {"hubbub.client": {"cli"}}
+#: ``hubbub.cluster``: ``cli`` and ``supervisor`` (the processes), ``settings`` (documented), ``auth``.
+PUBLIC_SUBMODULES: dict[str, set[str]] = {
+    "hubbub.client": {"cli"},
+    "hubbub.cluster": {"auth", "cli", "settings", "supervisor"},
+}
 
 
 @pytest.mark.parametrize("package", sorted(PUBLIC_API))

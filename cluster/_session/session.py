@@ -37,6 +37,7 @@ from hubbub.protocol import (
 )
 
 from .._app import App
+from .._config import ServerConfig
 from .._hub import Hub
 from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
 from .._publisher import Publisher
@@ -47,7 +48,6 @@ from .._transport.framing import frame_message, frame_text
 from .._transport.http import HttpRequest
 from .._transport.state import SocketState
 from ..auth import JwtAuth
-from ..config import ServerConfig
 from .calls import Calls
 from .lanes import Lanes
 
