@@ -38,8 +38,16 @@ class ServerConfig:
     #: Largest WebSocket message accepted from a client; larger ones close the socket with 1009.
     max_payload: int = 1 << 20
     #: Bytes queued for one socket that the kernel has not taken yet; beyond this the socket is
-    #: closed with 4010 (slow consumer) so that it never holds back the channel.
+    #: congested: local publishers to its channels wait until it drains (flow control).
     outbound_limit: int = 4 << 20
+    #: Backlog at which a socket is closed with 4010 (slow consumer) at once.
+    outbound_hard_limit: int = 16 << 20
+    #: A congested socket that makes no progress (the kernel takes none of its bytes) this long is
+    #: closed with 4010.
+    slow_consumer_timeout: float = 5.0
+    #: Backlog bytes of all sockets of a worker (a frame counted once per socket holding it) past
+    #: which every publishing client of the worker waits.
+    worker_outbound_limit: int = 256 << 20
     #: Channels one socket may subscribe to; None for no limit.
     socket_channel_limit: int | None = 1000
     #: Maximum open sockets per worker; new connections beyond it get HTTP 503.

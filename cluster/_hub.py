@@ -9,7 +9,7 @@ subscriber. With outbound middleware each subscriber filters its own deliveries 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Container, Sized
 from typing import Any, Protocol
 
 import trio
@@ -74,6 +74,10 @@ class Hub:
     def delivered(self) -> None:
         """Count a delivery made by a subscriber's own (filtered) path."""
         self.deliveries += 1
+
+    def members(self, channel: str) -> Container[Subscriber] | None:
+        """The local subscribers of ``channel`` (a live view; None when it has none)."""
+        return self._members.get(channel)
 
     def subscribers(self, channel: str) -> int:
         return len(self._members.get(channel, ()))

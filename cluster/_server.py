@@ -29,6 +29,7 @@ from ._session.events import process
 from ._session.session import Session, SessionParts
 from ._stats import ServerStats
 from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
+from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
 from ._transport.handshake import upgrade
 from ._transport.http import HttpRequest, json_response, origin_allowed, plain_response
@@ -60,6 +61,13 @@ class Server:
             config.close_timeout,
             frame_message("" if config.protocol_version == 2 else "#1"),
         )
+        #: Congestion of this worker's outbound buffers, checked at every timer tick.
+        self.flow = FlowControl(
+            hard_limit=max(config.outbound_hard_limit, config.outbound_limit),
+            stall_timeout=config.slow_consumer_timeout,
+            worker_limit=config.worker_outbound_limit,
+        )
+        self.timers.on_tick = self.flow.check
         self._links = ConnectionParts(
             max_payload=config.max_payload,
             outbound_limit=config.outbound_limit,
@@ -70,6 +78,7 @@ class Server:
             stats=self.stats,
             spawn=self.spawn,
             recv_view=memoryview(bytearray(RECV_SIZE)),
+            flow=self.flow,
         )
         self._sessions: SessionParts | None = None
         self._nursery: trio.Nursery | None = None
@@ -130,6 +139,7 @@ class Server:
             publishes_inline=read_publish is not None and self.publisher.inline,
             process=process,
             opened=self._opened,
+            flow=self.flow,
         )
 
     def _is_accepting(self) -> bool:

@@ -144,8 +144,28 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
         _D.outbound_limit,
         "bytes of the frames queued for one socket that the kernel has not taken in full (a partly sent frame "
-        "counts whole); beyond it the backlog is dropped and the socket closed with **4010** (slow consumer), "
-        "its close frame next on the wire; it never holds back its channels",
+        "counts whole); beyond it the socket is *congested*: clients of this worker that publish to its "
+        "channels are not read until it drains (see [flow-control.md](flow-control.md))",
+    ),
+    Setting(
+        "outbound_hard_limit",
+        "int",
+        _D.outbound_hard_limit,
+        "backlog at which a socket is closed with **4010** (slow consumer) at once: the backlog is dropped, "
+        "its close frame goes next on the wire",
+    ),
+    Setting(
+        "slow_consumer_timeout",
+        "float",
+        _D.slow_consumer_timeout,
+        "a congested socket whose kernel buffer takes none of its bytes for this long is closed with **4010**",
+    ),
+    Setting(
+        "worker_outbound_limit",
+        "int",
+        _D.worker_outbound_limit,
+        "backlog of all sockets of a worker (a shared frame counted per socket) past which no publishing "
+        "client of the worker is read until it drops",
     ),
     Setting(
         "socket_channel_limit",

@@ -114,3 +114,6 @@ async def on_publish(session: Session, data: Any, cid: int | float | None) -> No
         return
     if cid is not None:
         session.respond(cid)
+    flow = session.parts.flow
+    if flow.congested or flow.over_worker_limit:
+        session.wait_for_subscribers(channel)

@@ -44,6 +44,7 @@ from .._publisher import Publisher
 from .._socket import ServerSocket, make_socket_id
 from .._stats import ServerStats
 from .._transport.connection import WsConnection
+from .._transport.flow import FlowControl
 from .._transport.framing import frame_message, frame_text
 from .._transport.http import HttpRequest
 from .._transport.state import SocketState
@@ -80,6 +81,8 @@ class SessionParts:
     process: Callable[[Session, Packet], Awaitable[None]]
     #: Called when a session completes its handshake.
     opened: Callable[[Session], None]
+    #: The worker's flow control: a client that publishes to congested subscribers waits.
+    flow: FlowControl
 
 
 class Session:
@@ -117,7 +120,7 @@ class Session:
         self.auth_token: dict[str, Any] | None = None
         self.signed_auth_token: str | None = None
         self.handle: ServerSocket | None = ServerSocket(self)
-        link.sink = self
+        link.attach(self)
 
     @property
     def state(self) -> SocketState:
@@ -294,6 +297,9 @@ class Session:
             self.expire_token()
         parts.publisher.publish_inline(publish.channel, publish.data, publish.packet_text)
         self.acknowledge(publish.cid)
+        flow = parts.flow
+        if flow.congested or flow.over_worker_limit:
+            self.wait_for_subscribers(publish.channel)
         return True
 
     def plain_publish_allowed(self) -> bool:
@@ -316,6 +322,19 @@ class Session:
             self.respond_error(publish.cid, error)
             return
         self.acknowledge(publish.cid)
+        flow = self.parts.flow
+        if flow.congested or flow.over_worker_limit:
+            self.wait_for_subscribers(publish.channel)
+
+    def wait_for_subscribers(self, channel: str) -> None:
+        """After publishing to ``channel``: read no more from this client while that holds back its subscribers."""
+        flow, hub = self.parts.flow, self.parts.hub
+
+        def holds() -> bool:
+            return flow.holds(hub.members(channel))
+
+        if holds():
+            self.link.hold_reading(holds)
 
     def release(self) -> None:
         """The connection ended: fail pending invokes, leave every channel, drop the handle."""

@@ -24,6 +24,7 @@ from websockets.server import ServerProtocol
 from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
 
 from .._stats import ServerStats
+from .flow import FlowControl
 from .handshake import recv_into, ws_log
 from .outbound import Outbound, WriteBatch
 from .state import SocketState
@@ -74,12 +75,15 @@ class ConnectionParts:
     spawn: Callable[..., None]
     #: A buffer for reads: every read is processed before the next one.
     recv_view: memoryview
+    #: The worker's flow control (None: a socket overflows at ``outbound_limit``, no push-back).
+    flow: FlowControl | None = None
 
 
 class WsConnection:
     """One client connection after its HTTP upgrade."""
 
     __slots__ = (
+        "_hold",
         "_liveness",
         "_out",
         "_parts",
@@ -100,9 +104,12 @@ class WsConnection:
         # A fresh protocol for the frames: the handshake one keeps the parsed request (headers
         # and all) alive in its parser for as long as it lives.
         self.ws = ServerProtocol(state=OPEN, max_size=parts.max_payload, logger=ws_log)
-        self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch)
+        self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch, parts.flow)
         self._tasks: set[trio.CancelScope] | None = None
         self.sink: MessageSink = _NO_SINK
+        #: Set by the session after a publish that must wait for congested subscribers: reading
+        #: pauses until it returns False (see :mod:`.flow`).
+        self._hold: Callable[[], bool] | None = None
         self.state = _CONNECTING
         now = trio.current_time()
         self.opened_at = now
@@ -118,6 +125,18 @@ class WsConnection:
 
     def ping_expired(self, now: float) -> bool:
         return self._liveness.expired(now)
+
+    def attach(self, sink: MessageSink) -> None:
+        """Give complete messages to ``sink``, which is also what flow control calls this connection."""
+        self.sink = sink
+        self._out.tag = sink
+
+    def hold_reading(self, holds: Callable[[], bool]) -> None:
+        """Read nothing more while ``holds()`` is True (checked after the current read is processed)."""
+        self._hold = holds
+
+    def _still_open(self) -> bool:
+        return self.state is _OPEN or self.state is _CONNECTING
 
     def open(self) -> None:
         """The SocketCluster handshake completed (unless the connection was closed meanwhile)."""
@@ -267,6 +286,11 @@ class WsConnection:
             self.flush_ws()
             if not received or ws.state is CLOSED or self.state is _CLOSED:
                 return
+            holds = self._hold
+            if holds is not None and self._parts.flow is not None:
+                self._hold = None
+                self.send_pending()
+                await self._parts.flow.wait(holds, self._still_open)
             if ws.eof_sent and not half_closed:
                 # websockets ended the WebSocket (a completed close handshake, or a failure such
                 # as 1009/1002): the peer now waits for the TCP close.

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import trio
 
+from .flow import FlowControl
+
 __all__ = ["EARLY_SEND", "Outbound", "Owner", "WriteBatch"]
 
 #: Bytes queued for one socket within one scheduler step that are sent at once, without the batch.
@@ -89,7 +91,12 @@ class WriteBatch:
 class Outbound:
     """The sending side of one connection.
 
-    ``owner.overflowed()`` is called (once) when the backlog exceeds ``limit`` bytes, and
+    With a :class:`~.flow.FlowControl`, ``limit`` is the soft limit: past it the buffer is
+    *congested* (publishers to its channels are held back) and it overflows only past the flow's
+    hard limit or when it stays congested without progress too long. Without one, ``limit`` is
+    where it overflows.
+
+    ``owner.overflowed()`` is called (once) when the backlog overflows, and
     ``owner.abort()`` when the kernel refuses the socket. After an overflow the backlog is dropped
     and only :meth:`write_final` data (the close frame) is still sent, right after the remaining
     bytes of a frame the kernel has begun (a WebSocket frame cannot be cut short); after an abort
@@ -98,6 +105,7 @@ class Outbound:
 
     __slots__ = (
         "_batch",
+        "_flow",
         "_flushing",
         "_limit",
         "_marked",
@@ -108,10 +116,16 @@ class Outbound:
         "_sock",
         "closed",
         "limited",
+        "tag",
     )
 
-    def __init__(self, sock: socket.socket, limit: int, owner: Owner, batch: WriteBatch) -> None:
+    def __init__(
+        self, sock: socket.socket, limit: int, owner: Owner, batch: WriteBatch, flow: FlowControl | None = None
+    ) -> None:
         self._sock = sock
+        self._flow = flow
+        #: The subscriber this buffer writes for, as flow control names it to publishers.
+        self.tag: Any = None
         self._limit = limit
         self._owner = owner
         self._batch = batch
@@ -144,7 +158,7 @@ class Outbound:
         self._size += len(data)
         if self._flushing:
             if self._size > self._limit:
-                self._overflow()
+                self._over_limit()
         elif self._size >= EARLY_SEND:
             self.send_pending()
         elif not self._marked:
@@ -167,14 +181,24 @@ class Outbound:
         if self.closed or self._flushing or not self._pending or self._send():
             return
         self._flushing = True
+        if self._flow is not None:
+            self._flow.backlogged(self)
         self._owner.spawn(self._flush)
         if self._size > self._limit and not self.limited:
-            self._overflow()
+            self._over_limit()
 
     def detach(self) -> None:
         """The connection is gone: drop the reference to its owner (no cycle left to collect)."""
         self.closed = True
         self._owner = _DETACHED
+        self.tag = None
+        if self._flow is not None:
+            self._flow.release(self)
+
+    def stalled(self) -> None:
+        """Congested without progress for the flow's timeout: overflow now."""
+        if not (self.closed or self.limited):
+            self._overflow()
 
     def _send(self) -> bool:
         """Hand pending frames to the kernel until it stops taking them; True when none is left.
@@ -222,10 +246,20 @@ class Outbound:
         self._offset = taken
         return done == count
 
+    def _over_limit(self) -> None:
+        """The backlog passed the (soft) limit: congested, or overflowed past the hard limit."""
+        flow = self._flow
+        if flow is None or self._size > flow.hard_limit:
+            self._overflow()
+        else:
+            flow.congest(self)
+
     def _overflow(self) -> None:
         """Drop the backlog, so that the close frame the owner now sends goes out next."""
         self.limited = True
         self._drop(keep_begun=True)
+        if self._flow is not None:
+            self._flow.release(self)
         self._owner.overflowed()
 
     def _drop(self, *, keep_begun: bool = False) -> None:
@@ -244,11 +278,17 @@ class Outbound:
         self._owner.abort()
 
     async def _flush(self) -> None:
+        flow = self._flow
         try:
             while self._pending and not self.closed:
                 await trio.lowlevel.wait_writable(self._sock)
+                before = (self._size, self._offset)
                 self._send()
+                if flow is not None and (self._size, self._offset) != before:
+                    flow.progress(self, self._size <= self._limit)
         except (trio.ClosedResourceError, OSError, ValueError):  # the connection closed meanwhile
             self.closed = True
         finally:
             self._flushing = False
+            if flow is not None:
+                flow.release(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import socket as stdsocket
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -55,6 +56,8 @@ class Timers:
         self._connecting: set[Timed] = set()
         self._closing: set[Timed] = set()
         self._open = 0
+        #: Also called at every tick with the time (the flow control's check).
+        self.on_tick: Callable[[float], None] | None = None
         self._all_closed = trio.Event()
 
     @property
@@ -152,3 +155,5 @@ class Timers:
         for conn in list(self._closing):
             if now > conn.close_deadline:
                 conn.abort()
+        if self.on_tick is not None:
+            self.on_tick(now)

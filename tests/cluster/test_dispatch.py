@@ -20,6 +20,7 @@ from hubbub.cluster._session.events import process
 from hubbub.cluster._session.session import Session, SessionParts
 from hubbub.cluster._stats import ServerStats
 from hubbub.cluster._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
+from hubbub.cluster._transport.flow import FlowControl
 from hubbub.cluster._transport.http import HttpRequest
 from hubbub.cluster._transport.outbound import WriteBatch
 from hubbub.cluster._transport.timers import Timers
@@ -81,6 +82,7 @@ async def open_session(app: App) -> AsyncIterator[Client]:
             parts = SessionParts(
                 config, codec, JwtAuth("secret"), app, Hub(broker, nursery, [], codec), publisher, stats,
                 chains[MiddlewareLine.INBOUND_RAW], chains[MiddlewareLine.INBOUND], codec.read_publish, True, process, opened.append,
+                FlowControl(hard_limit=1 << 24, stall_timeout=5.0, worker_limit=1 << 28),
             )  # fmt: skip
             conn = WsConnection(left, links)
             yield Client(right, Session(conn, HttpRequest("/socketcluster/", (), None), parts), opened)
