@@ -52,7 +52,7 @@ from ..auth import JwtAuth
 from .calls import Calls
 from .lanes import Lanes
 
-__all__ = ["Session", "SessionParts"]
+__all__ = ["Session", "SessionParts", "hold_for_subscribers"]
 
 log = logging.getLogger("hubbub.socket")
 _PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
@@ -101,6 +101,7 @@ class Session:
         "parts",
         "request",
         "send_frame",
+        "send_own",
         "signed_auth_token",
     )
 
@@ -109,6 +110,8 @@ class Session:
         self.parts = parts
         #: Sends a framed message: the connection's own method (the fan-out path calls it directly).
         self.send_frame = link.send_frame
+        #: Sends a frame of this session's own (not shared with other subscribers).
+        self.send_own = link.send_own_frame
         self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
         self._batch: list[Any] | None = None
         self.filtered: deque[tuple[str, Any]] | None = None
@@ -157,7 +160,7 @@ class Session:
         if self._batch is not None:
             self._batch.append(packet)
             return
-        self.send_frame(frame_message(self._conn.encode(packet)))
+        self.send_own(frame_message(self._conn.encode(packet)))
 
     def transmit(self, event: str, data: Any = None) -> None:
         self.send_packet(transmit_packet(event, data))
@@ -183,7 +186,7 @@ class Session:
             self.respond(cid)
             return
         self.parts.stats.messages_out += 1
-        self.send_frame(frame_text(b'{"rid":%d}' % cid))
+        self.send_own(frame_text(b'{"rid":%d}' % cid))
 
     def start_batch(self) -> None:
         if self._batch is None:
@@ -299,7 +302,7 @@ class Session:
         self.acknowledge(publish.cid)
         flow = parts.flow
         if flow.congested or flow.over_worker_limit:
-            self.wait_for_subscribers(publish.channel)
+            hold_for_subscribers(self, publish.channel)
         return True
 
     def plain_publish_allowed(self) -> bool:
@@ -324,17 +327,7 @@ class Session:
         self.acknowledge(publish.cid)
         flow = self.parts.flow
         if flow.congested or flow.over_worker_limit:
-            self.wait_for_subscribers(publish.channel)
-
-    def wait_for_subscribers(self, channel: str) -> None:
-        """After publishing to ``channel``: read no more from this client while that holds back its subscribers."""
-        flow, hub = self.parts.flow, self.parts.hub
-
-        def holds() -> bool:
-            return flow.holds(hub.members(channel))
-
-        if holds():
-            self.link.hold_reading(holds)
+            hold_for_subscribers(self, publish.channel)
 
     def release(self) -> None:
         """The connection ended: fail pending invokes, leave every channel, drop the handle."""
@@ -362,3 +355,14 @@ async def _drain_filtered(session: Session, queue: deque[tuple[str, Any]]) -> No
                 hub.delivered()
     finally:
         session.filtered = None
+
+
+def hold_for_subscribers(session: Session, channel: str) -> None:
+    """After ``session`` published to ``channel``: read no more from it while that holds back subscribers."""
+    flow, hub = session.parts.flow, session.parts.hub
+
+    def holds() -> bool:
+        return flow.holds(hub.members(channel))
+
+    if holds():
+        session.link.hold_reading(holds)

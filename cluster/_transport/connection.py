@@ -83,6 +83,7 @@ class WsConnection:
     """One client connection after its HTTP upgrade."""
 
     __slots__ = (
+        "_close_written",
         "_hold",
         "_liveness",
         "_out",
@@ -110,6 +111,7 @@ class WsConnection:
         #: Set by the session after a publish that must wait for congested subscribers: reading
         #: pauses until it returns False (see :mod:`.flow`).
         self._hold: Callable[[], bool] | None = None
+        self._close_written = False
         self.state = _CONNECTING
         now = trio.current_time()
         self.opened_at = now
@@ -150,11 +152,32 @@ class WsConnection:
         if self.state is _OPEN or self.state is _CONNECTING:
             self._out.write(frame)
 
+    def send_own_frame(self, frame: bytes) -> None:
+        """:meth:`send_frame` for a frame only this connection sends (a response, an event)."""
+        if self.state is _OPEN or self.state is _CONNECTING:
+            self._out.write_own(frame)
+
     def flush_ws(self) -> None:
-        """Write what the WebSocket layer produced (close frames, pongs to control pings)."""
-        for chunk in self.ws.data_to_send():
+        """Write what the WebSocket layer produced (close frames, pongs to control pings).
+
+        Until a close frame is among it, it is pongs, which count against the outbound limit like
+        any frame (a client that pings and never reads must not pile them up); the close frame
+        goes out whatever the limit, and nothing after it (pongs to a peer that is being closed).
+        """
+        ws = self.ws
+        data = ws.data_to_send()
+        if not data or self._close_written:
+            return
+        out = self._out
+        if ws.close_sent is None and not ws.eof_sent:
+            for chunk in data:
+                if chunk:
+                    out.write_own(chunk)
+            return
+        self._close_written = True
+        for chunk in data:
             if chunk:
-                self._out.write_final(chunk)
+                out.write_final(chunk)
 
     def send_pending(self) -> None:
         """Hand what is queued to the kernel now instead of at the end of the scheduler step."""
@@ -229,7 +252,7 @@ class WsConnection:
     async def run(self, leftover: bytes) -> None:
         """Read and dispatch messages until the connection ends (``leftover``: bytes read with the upgrade)."""
         raw, ws = self._raw, self.ws
-        fragments: list[bytes] = []
+        fragments = bytearray()
         fragment_opcode = Opcode.TEXT
         half_closed = False
         view = self._parts.recv_view
@@ -266,22 +289,22 @@ class WsConnection:
                 opcode = frame.opcode
                 if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     if not frame.fin:
-                        fragments, fragment_opcode = [bytes(frame.data)], opcode
+                        fragments, fragment_opcode = bytearray(frame.data), opcode
                         continue
                     payload, is_text = bytes(frame.data), opcode is Opcode.TEXT
                 elif opcode is Opcode.CONT:
-                    fragments.append(bytes(frame.data))
+                    fragments += frame.data  # one growing buffer, not an object per fragment
                     if not frame.fin:
                         continue
-                    payload, is_text = b"".join(fragments), fragment_opcode is Opcode.TEXT
-                    fragments = []
+                    payload, is_text = bytes(fragments), fragment_opcode is Opcode.TEXT
+                    fragments = bytearray()
                 else:
                     continue
                 if is_text and self.sink.publish_inline(payload):
                     if self.state is not _OPEN:
                         break
                     continue
-                if not await self._dispatch(payload, is_text):
+                if not await _dispatch(self, payload, is_text):
                     break
             self.flush_ws()
             if not received or ws.state is CLOSED or self.state is _CLOSED:
@@ -295,48 +318,50 @@ class WsConnection:
                 # websockets ended the WebSocket (a completed close handshake, or a failure such
                 # as 1009/1002): the peer now waits for the TCP close.
                 half_closed = True
-                if self._end_tcp():
+                if _end_tcp(self):
                     return
 
-    def _end_tcp(self) -> bool:
-        """After the WebSocket ended: True to close the connection now, else half-close it.
 
-        After a completed close handshake the peer sends nothing more, so once the close frame
-        is written the connection is closed at once. After a failure (1009, 1002) the peer may
-        still be sending: FIN is sent once the close frame is written and reading goes on to
-        EOF (bounded by the close timeout), so its data never meets a reset that could destroy
-        the close frame before it is read.
-        """
-        if self.state is _OPEN or self.state is _CONNECTING:
-            sent = self.ws.close_sent
-            self.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
-            self._closing()
-        self._out.send_pending()
-        if self._out.backlog:
-            return False
-        if self.ws.close_rcvd is not None:
-            return True
-        try:
-            self._raw.shutdown(stdsocket.SHUT_WR)
-        except OSError:
-            pass
+def _end_tcp(self: WsConnection) -> bool:
+    """After the WebSocket ended: True to close the connection now, else half-close it.
+
+    After a completed close handshake the peer sends nothing more, so once the close frame
+    is written the connection is closed at once. After a failure (1009, 1002) the peer may
+    still be sending: FIN is sent once the close frame is written and reading goes on to
+    EOF (bounded by the close timeout), so its data never meets a reset that could destroy
+    the close frame before it is read.
+    """
+    if self.state is _OPEN or self.state is _CONNECTING:
+        sent = self.ws.close_sent
+        self.close_code = sent.code if sent is not None else CloseCode.ABNORMAL
+        self._closing()
+    self._out.send_pending()
+    if self._out.backlog:
         return False
+    if self.ws.close_rcvd is not None:
+        return True
+    try:
+        self._raw.shutdown(stdsocket.SHUT_WR)
+    except OSError:
+        pass
+    return False
 
-    async def _dispatch(self, payload: bytes, is_text: bool) -> bool:
-        """Hand one message to the sink; False when the connection must stop reading."""
-        self._parts.stats.messages_in += 1
-        message: str | bytes
-        if is_text:
-            try:
-                message = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                self.disconnect(CloseCode.INVALID_DATA, "Invalid UTF-8")
-                return False
-        else:
-            message = bytes(payload)
+
+async def _dispatch(self: WsConnection, payload: bytes, is_text: bool) -> bool:
+    """Hand one message to the sink; False when the connection must stop reading."""
+    self._parts.stats.messages_in += 1
+    message: str | bytes
+    if is_text:
         try:
-            await self.sink.on_message(message)
-        except ProtocolViolation as violation:
-            self.disconnect(violation.code)
+            message = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self.disconnect(CloseCode.INVALID_DATA, "Invalid UTF-8")
             return False
-        return self.state is _OPEN or self.state is _CONNECTING
+    else:
+        message = bytes(payload)
+    try:
+        await self.sink.on_message(message)
+    except ProtocolViolation as violation:
+        self.disconnect(violation.code)
+        return False
+    return self.state is _OPEN or self.state is _CONNECTING

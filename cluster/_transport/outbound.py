@@ -32,6 +32,11 @@ _MAX_BUFFERS = 1024
 #: Pending bytes up to which several frames are joined for one ``send`` instead (a copy of that size
 #: costs less than ``sendmsg``; whatever the kernel does not take, the frames stay as they were).
 _JOIN_LIMIT = 8192
+#: Frames of one socket's own (responses, pongs) up to this size are copied into a private tail
+#: buffer while the socket is backlogged, so a flood of tiny frames costs their bytes, not an
+#: object each; shared frames are never copied.
+_OWN_JOIN = 512
+_TAIL_MAX = 65536
 
 
 class Owner(Protocol):
@@ -129,7 +134,7 @@ class Outbound:
         self._limit = limit
         self._owner = owner
         self._batch = batch
-        self._pending: list[bytes] = []  # whole frames, shared with other sockets
+        self._pending: list[bytes | bytearray] = []  # whole frames (shared), or a private tail
         self._offset = 0  # bytes of _pending[0] the kernel has taken
         self._size = 0  # bytes of the frames in _pending, each counted whole
         self._flushing = False  # a flush task owns the backlog (the kernel is full)
@@ -164,6 +169,21 @@ class Outbound:
         elif not self._marked:
             self._marked = True
             self._batch.mark(self)
+
+    def write_own(self, data: bytes) -> None:
+        """:meth:`write` for bytes of this socket only: while backlogged, small ones join a private tail."""
+        pending = self._pending
+        if not self._flushing or len(data) > _OWN_JOIN or not pending or self.closed or self.limited:
+            self.write(data)
+            return
+        tail = pending[-1]
+        if tail.__class__ is bytearray and len(tail) < _TAIL_MAX:
+            tail += data
+        else:
+            pending.append(bytearray(data))
+        self._size += len(data)
+        if self._size > self._limit:
+            self._over_limit()
 
     def write_final(self, data: bytes) -> None:
         """Queue ``data`` (a close frame) behind everything pending, ignoring the limit."""
