@@ -3,10 +3,11 @@
 A socket whose backlog (what the kernel has not taken) passes ``outbound_limit`` is *congested*.
 It is closed with 4010 only when it stays congested with no progress (the kernel takes none of
 its bytes) for ``slow_consumer_timeout``, or when its backlog passes ``outbound_hard_limit``. A
-client that publishes to a channel with a congested local subscriber stops being read (its own
-TCP window then pushes back on it) until that subscriber is below the limit again or closed; so
-does every publishing client while the backlogs of the whole worker pass
-``worker_outbound_limit``. What arrives from other workers through the broker is never held back
+client that publishes to a channel with a congested local subscriber that is still reading (it
+made progress within :data:`HOLD_GRACE`) stops being read (its own TCP window then pushes back on
+it) until that subscriber is below the limit again; a subscriber that has stopped reading holds
+nobody back, it only waits for its timeout or its hard limit. Every publishing client waits
+while the backlogs of the whole worker pass ``worker_outbound_limit``. What arrives from other workers through the broker is never held back
 (the worker keeps reading its broker connection); the per-socket limits bound it. See
 ``docs/flow-control.md``.
 """
@@ -18,7 +19,10 @@ from typing import Any, Protocol
 
 import trio
 
-__all__ = ["Congestible", "FlowControl"]
+__all__ = ["HOLD_GRACE", "Congestible", "FlowControl"]
+
+#: Seconds since its last progress for which a congested subscriber still holds publishers back.
+HOLD_GRACE = 0.5
 
 
 class Congestible(Protocol):
@@ -87,12 +91,13 @@ class FlowControl:
             return True
         if not self.congested or not members:
             return False
-        return any(out.tag in members for out in self.congested)
+        reading_since = trio.current_time() - HOLD_GRACE
+        return any(since >= reading_since and out.tag in members for out, since in self.congested.items())
 
     async def wait(self, holds: Callable[[], bool], still_open: Callable[[], bool]) -> None:
         """Return once ``holds()`` is False (checked whenever congestion eases) or the connection ends."""
         while holds() and still_open():
-            with trio.move_on_after(max(0.05, self._stall_timeout / 4)):
+            with trio.move_on_after(HOLD_GRACE):  # a subscriber may stop reading meanwhile
                 await self._lot.park()
 
     def check(self, now: float) -> None:

@@ -259,7 +259,6 @@ def http_get(server: Any, path: str, headers: dict[str, str] | None = None) -> t
         conn.close()
 
 
-
 # -- frames and packets ----------------------------------------------------------------------
 
 
@@ -411,7 +410,11 @@ def _next_publication(reader: Any, channel: str, pad: str) -> int:
 
 
 def test_slow_consumer_is_dropped_and_the_channel_keeps_flowing(start_server: Callable[..., Any]) -> None:
-    server = start_server("--max-payload", "65536", "--outbound-limit", "1048576")
+    # The hard limit at the soft one: dropped as soon as it is over (flow control's grace is
+    # tested in tests/hostile/test_flow_control.py).
+    server = start_server(
+        "--max-payload", "65536", "--outbound-limit", "1048576", "--outbound-hard-limit", "1048576"
+    )
     channel, count, pad = "busy", 300, "z" * 30_000  # ~9 MB: more than the kernel buffers hold
 
     slow = RawWs(server.url, rcvbuf=4096)

@@ -105,7 +105,10 @@ def test_overflow_sends_4010_before_the_backlog(hubbub_server: ServerFactory) ->
     limit, size = 2 * kernel, 256_000
     # A long close timeout: the close frame must come first, not merely before the timeout.
     server = hubbub_server(
-        "json", "--max-payload", str(MIB), "--outbound-limit", str(limit), "--close-timeout", "30", app=None
+        "json",
+        *("--max-payload", str(MIB), "--outbound-limit", str(limit), "--outbound-hard-limit", str(limit)),
+        *("--close-timeout", "30"),
+        app=None,
     )
     channel = "overflow"
     slow = _stalled_subscriber(server.url, channel)
