@@ -57,10 +57,12 @@ class Responder(Protocol):
 class Request:
     """A client's ``invoke`` of a procedure.
 
-    The procedure answers by returning a value (the response data; None sends no data) or raising an exception (the
-    response error: an :class:`~hubbub.protocol.SCError` keeps its name and fields, any other
-    exception sends only its message). ``end``/``error`` answer explicitly, e.g. before doing more
-    work; the return value is then ignored.
+    The procedure answers by returning a value (the response data; None sends no data) or raising an
+    exception (the response error: an :class:`~hubbub.protocol.SCError` keeps its name and fields,
+    a plain ``Exception`` sends its message; any other exception is taken for a bug and sends a
+    generic error, its details going to the log). ``end``/``error`` answer explicitly, e.g. before
+    doing more work; the return value is then ignored. A result the codec cannot encode is answered
+    with an error.
     """
 
     __slots__ = ("_answered", "_responder", "cid", "data", "procedure", "socket")

@@ -3,7 +3,8 @@
 A middleware is an ``async def`` taking an :class:`Action`. It allows the action by returning
 (optionally after ``action.allow(data=...)`` to replace the payload) or blocks it with
 ``action.block(error)``. ``action.block()`` with no error blocks silently: the client gets the
-``SilentMiddlewareBlockedError`` the official server sends.
+``SilentMiddlewareBlockedError`` the official server sends. A middleware that raises blocks the
+action too (see :func:`run_middleware`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hubbub.protocol import SCError, SilentMiddlewareBlockedError
+
+from ._app_errors import for_client
 
 if TYPE_CHECKING:
     from ._socket import ServerSocket
@@ -107,9 +110,17 @@ Middleware = Callable[[Action], Awaitable[None]]
 
 
 async def run_middleware(chain: list[Middleware], action: Action) -> BaseException | None:
-    """Run ``chain`` in order until one blocks; return the blocking error or None."""
+    """Run ``chain`` in order until one blocks; return the blocking error or None.
+
+    A middleware that raises blocks the action: with its error if that is an SCError or a plain
+    ``Exception``, else with a generic error (the details go to the log; see :mod:`._app_errors`).
+    """
     for middleware in chain:
-        await middleware(action)
+        try:
+            await middleware(action)
+        except Exception as error:
+            where = f"{action._line().value} middleware {getattr(middleware, '__qualname__', middleware)!r}"
+            action.block(for_client(error, where))
         if action.blocked is not None:
             return action.blocked
     return None

@@ -8,6 +8,7 @@ from typing import Any
 from hubbub.protocol import UNDEFINED, CloseCode, InvalidActionError, SCError
 
 from .._app import Procedure, Receiver, Request
+from .._app_errors import for_client
 from .._middleware import Action, ActionType
 from .._socket import ServerSocket
 from .session import Session
@@ -45,9 +46,7 @@ async def _run_procedure(procedure: Procedure, request: Request) -> None:
     try:
         result = await procedure(request)
     except Exception as error:
-        if not isinstance(error, SCError):
-            log.warning("procedure %s raised", request.procedure, exc_info=True)
-        request.error(error)
+        request.error(for_client(error, f"procedure {request.procedure!r}"))
     else:
         request.end(UNDEFINED if result is None else result)
 

@@ -37,6 +37,7 @@ from hubbub.protocol import (
 )
 
 from .._app import App
+from .._app_errors import unencodable
 from .._config import ServerConfig
 from .._hub import Hub
 from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
@@ -156,17 +157,17 @@ class Session:
     # -- sending ---------------------------------------------------------------------------
 
     def send_packet(self, packet: Any) -> None:
-        self.parts.stats.messages_out += 1
         if self._batch is not None:
             self._batch.append(packet)
-            return
-        self.send_own(frame_message(self._conn.encode(packet)))
+        else:
+            self.send_own(frame_message(self._conn.encode(packet)))
+        self.parts.stats.messages_out += 1
 
     def transmit(self, event: str, data: Any = None) -> None:
         self.send_packet(transmit_packet(event, data))
 
     def respond(self, cid: int | float, data: Any = UNDEFINED) -> None:
-        self.send_packet(response_packet(cid, data))
+        _respond(self, cid, data)
 
     def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
         self.send_packet(response_packet(cid, error=dehydrate_error(error)))
@@ -195,7 +196,7 @@ class Session:
     def flush_batch(self) -> None:
         batch, self._batch = self._batch, None
         if batch:
-            self.send_packet(batch)
+            _send_batch(self, batch)
 
     async def invoke(self, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
         """Call ``event`` on the client and return its answer (see :meth:`ServerSocket.invoke`)."""
@@ -334,6 +335,32 @@ class Session:
         self.calls.fail_all()
         self.parts.hub.remove(self)
         self.handle = None
+
+
+def _respond(session: Session, cid: int | float, data: Any) -> None:
+    try:
+        session.send_packet(response_packet(cid, data))
+    except Exception as error:  # the codec cannot encode ``data``: the call is answered all the same
+        session.respond_error(cid, unencodable(error, session.id))
+
+
+def _send_batch(session: Session, batch: list[Any]) -> None:
+    try:
+        session.send_packet(batch)
+    except Exception:  # a packet the codec cannot encode: send each alone, answering the calls
+        for packet in batch:
+            _send_alone(session, packet)
+
+
+def _send_alone(session: Session, packet: Any) -> None:
+    try:
+        session.send_packet(packet)
+    except Exception as error:
+        rid = packet.get("rid") if isinstance(packet, dict) else None
+        if rid is None:
+            log.warning("socket %s: a packet the codec cannot encode was dropped: %s", session.id, error)
+        else:
+            session.respond_error(rid, unencodable(error, session.id))
 
 
 async def _drain_filtered(session: Session, queue: deque[tuple[str, Any]]) -> None:

@@ -28,6 +28,8 @@ async def handshake(action: Action) -> None:
     assert action.request is not None
     if action.type is ActionType.HANDSHAKE_SC and action.request.query.get("boom") == "1":
         raise RuntimeError(f"handshake check failed reading {SECRET_PATH}")
+    if action.type is ActionType.HANDSHAKE_WS and action.request.query.get("boom") == "ws":
+        raise OSError(2, "No such file or directory", SECRET_PATH)
 
 
 @app.procedure("echo")
@@ -55,6 +57,15 @@ async def subscript(request: Request) -> Any:
 @app.procedure("unserializable")
 async def unserializable(request: Request) -> Any:
     return {"value": object()}
+
+
+@app.procedure("unserializableInBatch")
+async def unserializable_in_batch(request: Request) -> Any:
+    request.socket.start_batch()
+    request.socket.transmit("batched", 1)
+    request.end({"value": object()})
+    request.socket.flush_batch()
+    return None
 
 
 @app.procedure("plainError")

@@ -22,7 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from ..cluster import test_bad_input as bad
-from ..conftest import ServerFactory
+from ..conftest import ServerFactory, wait_until
 from .exposure_app import SECRET_PATH
 from .probes import assert_no_traceback, assert_tells_nothing, leaks
 
@@ -111,11 +111,6 @@ def test_a_plain_exception_is_sent_as_socketcluster_sends_a_plain_error(app_serv
     bad.assert_serves(app_server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a procedure's unexpected exception (OSError, KeyError, TypeError) goes to the client verbatim: "
-    "paths, errno, key names, Python type names",
-)
 @pytest.mark.parametrize("procedure", ["openFile", "lookUp", "subscript"])
 def test_an_apps_unexpected_exception_tells_the_client_nothing(app_server: Any, procedure: str) -> None:
     with bad.peer(app_server.url) as p:
@@ -125,12 +120,26 @@ def test_an_apps_unexpected_exception_tells_the_client_nothing(app_server: Any, 
             assert detail not in json.dumps(error), error
         assert_tells_nothing(error)
         p.echo_works()
+    _assert_logged_once(app_server, error["message"], DETAILS[procedure])
     bad.assert_serves(app_server)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an inbound middleware that raises drops the client's connection with no close frame"
-)
+#: What the log must hold about each failing procedure (from its exception's text).
+DETAILS = {"openFile": SECRET_PATH, "lookUp": "internal-acl-table", "subscript": "NoneType"}
+
+
+def _assert_logged_once(server: Any, told: str, detail: str) -> None:
+    """The reference the client was ``told`` names one WARNING in the log, and the traceback has ``detail``."""
+    found = re.search(r"reference ([0-9a-f]{8})", told)
+    assert found, told
+    reference = found.group(1)
+    wait_until(lambda: any(detail in line for line in server.lines), f"{detail!r} in the log")
+    logged = [line for line in server.lines if reference in line]
+    assert len(logged) == 1 and "WARNING" in logged[0], logged
+    start = server.lines.index(logged[0])
+    assert server.lines[start + 1].startswith("Traceback"), server.lines[start : start + 3]
+
+
 @pytest.mark.parametrize(
     ("event", "data"),
     [("middlewareRaises", None), ("#subscribe", {"channel": "middlewareRaises"})],
@@ -143,12 +152,11 @@ def test_a_raising_inbound_middleware_answers_the_call(app_server: Any, event: s
         assert SECRET_PATH not in json.dumps(error) and "internal-acl-table" not in json.dumps(error)
         assert_tells_nothing(error)
         p.echo_works()
+    detail = SECRET_PATH if event == "middlewareRaises" else "internal-acl-table"
+    _assert_logged_once(app_server, error["message"], detail)
     bad.assert_serves(app_server)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a handshake middleware that raises drops the connection with no reply or close frame"
-)
 def test_a_raising_handshake_middleware_answers_the_handshake(app_server: Any) -> None:
     with bad.peer(app_server.url + "?boom=1") as p:
         cid = p.request("#handshake", {"authToken": None})
@@ -163,13 +171,13 @@ def test_a_raising_handshake_middleware_answers_the_handshake(app_server: Any) -
         assert reply.get("rid") == cid and reply.get("error"), reply  # an error reply, or a close code
         assert SECRET_PATH not in json.dumps(reply)
         assert_tells_nothing(reply["error"])
+        with pytest.raises(ConnectionClosed) as closed:
+            p.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+    _assert_logged_once(app_server, reply["error"]["message"], SECRET_PATH)
     bad.assert_serves(app_server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a procedure whose result cannot be encoded never answers: the call hangs to its timeout",
-)
 def test_a_result_that_cannot_be_encoded_is_answered_with_an_error(app_server: Any) -> None:
     with bad.peer(app_server.url) as p:
         p.handshake()
@@ -177,6 +185,24 @@ def test_a_result_that_cannot_be_encoded_is_answered_with_an_error(app_server: A
         assert reply.get("error"), reply
         assert_tells_nothing(reply["error"])
         p.echo_works()
+    reference = reply["error"]["message"].rpartition("reference ")[2].rstrip(")")
+    wait_until(lambda: any(reference in line for line in app_server.lines), "the log line")
+    logged = [line for line in app_server.lines if reference in line]
+    assert len(logged) == 1 and "WARNING" in logged[0] and "could not be encoded" in logged[0], logged
+    assert_no_traceback(app_server)
+    bad.assert_serves(app_server)
+
+
+def test_a_batched_result_that_cannot_be_encoded_is_answered_and_the_rest_sent(app_server: Any) -> None:
+    with bad.peer(app_server.url) as p:
+        p.handshake()
+        cid = p.request("unserializableInBatch")
+        assert p.recv() == {"event": "batched", "data": 1}
+        reply = p.recv()
+        assert reply["rid"] == cid and "could not be encoded" in reply["error"]["message"], reply
+        assert_tells_nothing(reply["error"])
+        p.echo_works()
+    assert_no_traceback(app_server)
     bad.assert_serves(app_server)
 
 
@@ -205,6 +231,15 @@ def _answer(server: Any, request: str) -> tuple[int, dict[str, str], str]:
     status_line, *lines = head.split("\r\n")
     headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
     return int(status_line.split(" ")[1]), headers, body
+
+
+def test_a_raising_handshake_ws_middleware_answers_the_upgrade_with_401(app_server: Any) -> None:
+    request = UPGRADE.replace("/socketcluster/", "/socketcluster/?boom=ws") + "\r\n"
+    status, _, body = _answer(app_server, request)
+    assert status == 401, (status, body)
+    assert SECRET_PATH not in body and not leaks(body), body
+    _assert_logged_once(app_server, body, SECRET_PATH)
+    bad.assert_serves(app_server)
 
 
 def test_http_error_answers_tell_nothing_about_the_server(start_server: Callable[..., Any]) -> None:
