@@ -19,7 +19,7 @@ from hubbub.protocol import Codec
 
 from ._transport.framing import frame_message
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["Hub", "Publication", "Subscriber"]
 
 log = logging.getLogger("hubbub.hub")
 
@@ -31,9 +31,46 @@ class Subscriber(Protocol):
         """Send an already framed message: the same bytes go to every subscriber of the channel."""
         ...
 
-    def deliver_filtered(self, channel: str, data: Any) -> None:
-        """Deliver ``data`` through this subscriber's outbound middleware (only when there is some)."""
+    def deliver_filtered(self, publication: Publication) -> None:
+        """Deliver ``publication`` through this subscriber's outbound middleware (only when there is some)."""
         ...
+
+
+class Publication:
+    """One publication handed to every subscriber's outbound middleware, and its one shared frame.
+
+    The frame is built when a subscriber first sends the data unchanged; every subscriber that
+    sends it unchanged then sends the same bytes. ``frame()`` is None when the codec cannot
+    encode the data (logged once).
+    """
+
+    __slots__ = ("_built", "_codec", "_frame", "_prepared", "channel", "data")
+
+    def __init__(self, channel: str, data: Any, prepared: str | None, codec: Codec) -> None:
+        self.channel = channel
+        self.data = data
+        self._prepared = prepared
+        self._codec = codec
+        self._frame: bytes | None = None
+        self._built = False
+
+    def frame(self) -> bytes | None:
+        if not self._built:
+            self._built = True
+            self._frame = self._build()
+        return self._frame
+
+    def _build(self) -> bytes | None:
+        if self._prepared is not None:
+            return frame_message(self._prepared)
+        packet = {"event": "#publish", "data": {"channel": self.channel, "data": self.data}}
+        try:
+            return frame_message(self._codec.encode(packet))
+        except RecursionError:  # a client's data, nested deeper than the codec writes
+            log.info("dropped a publication on %r: nested too deeply", self.channel)
+        except Exception as error:  # an app's data the codec cannot write
+            log.warning("dropped a publication on %r: it cannot be encoded: %s", self.channel, error)
+        return None
 
 
 class Hub:
@@ -201,8 +238,9 @@ class Hub:
             return
         self.publications += 1
         if self._outbound:
+            publication = Publication(channel, data, prepared, self._codec)
             for subscriber in members:
-                subscriber.deliver_filtered(channel, data)
+                subscriber.deliver_filtered(publication)
             return
         if prepared is not None:
             frame = frame_message(prepared)

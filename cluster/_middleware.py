@@ -4,7 +4,9 @@ A middleware is an ``async def`` taking an :class:`Action`. It allows the action
 (optionally after ``action.allow(data=...)`` to replace the payload) or blocks it with
 ``action.block(error)``. ``action.block()`` with no error blocks silently: the client gets the
 ``SilentMiddlewareBlockedError`` the official server sends. A middleware that raises blocks the
-action too (see :func:`run_middleware`).
+action too (see :func:`run_middleware`). An outbound middleware that changes what a socket is sent
+replaces ``action.data`` (``action.allow(data=...)``) rather than changing it in place: data left as
+it is (the same object) is sent in the one frame shared by every subscriber.
 """
 
 from __future__ import annotations

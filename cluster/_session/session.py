@@ -39,7 +39,7 @@ from hubbub.protocol import (
 from .._app import App
 from .._app_errors import unencodable
 from .._config import ServerConfig
-from .._hub import Hub
+from .._hub import Hub, Publication
 from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
 from .._publisher import Publisher
 from .._socket import ServerSocket, make_socket_id
@@ -115,7 +115,7 @@ class Session:
         self.send_own = link.send_own_frame
         self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
         self._batch: list[Any] | None = None
-        self.filtered: deque[tuple[str, Any]] | None = None
+        self.filtered: deque[Publication] | None = None
         self.calls = Calls()
         self.lanes = Lanes(link.spawn)
         self.id = make_socket_id()
@@ -242,13 +242,13 @@ class Session:
                 hub.unsubscribe(self, name)
                 self.transmit("#kickOut", {"channel": name, "message": message})
 
-    def deliver_filtered(self, channel: str, data: Any) -> None:
+    def deliver_filtered(self, publication: Publication) -> None:
         """Queue a delivery that must pass the outbound middleware; one drain task keeps the order."""
         queue = self.filtered
         if queue is None:
             queue = self.filtered = deque()
             self.link.spawn(_drain_filtered, self, queue)
-        queue.append((channel, data))
+        queue.append(publication)
 
     # -- inbound (the connection's MessageSink) ------------------------------------------------
 
@@ -363,15 +363,27 @@ def _send_alone(session: Session, packet: Any) -> None:
             session.respond_error(rid, unencodable(error, session.id))
 
 
-async def _drain_filtered(session: Session, queue: deque[tuple[str, Any]]) -> None:
-    """Pass queued deliveries through the outbound middleware, in order, then send what it allows."""
+async def _drain_filtered(session: Session, queue: deque[Publication]) -> None:
+    """Pass queued deliveries through the outbound middleware, in order, then send what it allows.
+
+    Data the middleware leaves as it is goes in the publication's one frame, shared by every
+    subscriber; data it replaces is encoded for this socket alone.
+    """
     hub = session.parts.hub
     chain = session.parts.app.middleware_chains[MiddlewareLine.OUTBOUND]
     try:
         while queue:
-            channel, data = queue.popleft()
+            publication = queue.popleft()
+            channel, data = publication.channel, publication.data
             action = Action(ActionType.PUBLISH_OUT, socket=session.handle, channel=channel, data=data)
-            if await run_middleware(chain, action) is None and hub.is_member(session, channel):
+            if await run_middleware(chain, action) is not None or not hub.is_member(session, channel):
+                continue
+            if action.data is data:
+                frame = publication.frame()
+                if frame is None:
+                    continue
+                session.send_frame(frame)
+            else:
                 try:
                     session.transmit("#publish", {"channel": channel, "data": action.data})
                 except RecursionError:  # middleware made it deeper than the codec writes
@@ -379,7 +391,7 @@ async def _drain_filtered(session: Session, queue: deque[tuple[str, Any]]) -> No
                         "dropped a publication on %r for socket %s: nested too deeply", channel, session.id
                     )
                     continue
-                hub.delivered()
+            hub.delivered()
     finally:
         session.filtered = None
 

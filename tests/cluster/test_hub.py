@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from hubbub.broker import BrokerUnavailable, DeliverFn, InProcessDelivery, MemoryBroker
-from hubbub.cluster._hub import Hub
+from hubbub.cluster._hub import Hub, Publication
 from hubbub.protocol import JsonCodec
 
 
@@ -19,12 +19,14 @@ class Recorder:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.filtered: list[tuple[str, Any]] = []
+        self.publications: list[Publication] = []
 
     def send_frame(self, frame: bytes) -> None:
         self.frames.append(frame)
 
-    def deliver_filtered(self, channel: str, data: Any) -> None:
-        self.filtered.append((channel, data))
+    def deliver_filtered(self, publication: Publication) -> None:
+        self.filtered.append((publication.channel, publication.data))
+        self.publications.append(publication)
 
 
 class CountingCodec(JsonCodec):
@@ -171,3 +173,37 @@ async def test_with_outbound_middleware_each_subscriber_filters_its_own_deliveri
         outbound.append(object())  # the chain is read at each delivery
         await broker.publish("x", 1)
         assert member.filtered == [("x", 1)] and member.frames == []
+
+
+@pytest.mark.trio
+async def test_with_outbound_middleware_a_publication_is_encoded_once_when_first_sent_unchanged() -> None:
+    broker = MemoryBroker()
+    codec = CountingCodec()
+    async with trio.open_nursery() as nursery:
+        hub = Hub(broker, nursery, [object()], codec)
+        members = [Recorder() for _ in range(3)]
+        for member in members:
+            await hub.subscribe(member, "x")
+        await broker.publish("x", {"n": 1})
+        (publication,) = {id(m.publications[0]): m.publications[0] for m in members}.values()
+        assert codec.encodes == 0  # nothing encoded until a subscriber sends it unchanged
+        frames = [member.publications[0].frame() for member in members]
+        assert codec.encodes == 1 and frames[0] is frames[1] is frames[2]
+        assert frames[0] is not None and json.loads(frames[0][2:]) == {
+            "event": "#publish",
+            "data": {"channel": "x", "data": {"n": 1}},
+        }
+        assert publication.frame() is frames[0]
+
+
+@pytest.mark.trio
+async def test_a_publication_the_codec_cannot_encode_has_no_frame(caplog: pytest.LogCaptureFixture) -> None:
+    broker = MemoryBroker()
+    async with trio.open_nursery() as nursery:
+        hub = Hub(broker, nursery, [object()], JsonCodec())
+        member = Recorder()
+        await hub.subscribe(member, "x")
+        await broker.publish("x", {"value": object()})
+        publication = member.publications[0]
+        assert publication.frame() is None and publication.frame() is None
+        assert len([r for r in caplog.records if "cannot be encoded" in r.getMessage()]) == 1
