@@ -35,6 +35,10 @@ class Subscriber(Protocol):
         """Deliver ``publication`` through this subscriber's outbound middleware (only when there is some)."""
         ...
 
+    def filtering(self) -> int:
+        """Publications queued for this subscriber's outbound middleware, not yet sent."""
+        ...
+
 
 class Publication:
     """One publication handed to every subscriber's outbound middleware, and its one shared frame.
@@ -115,6 +119,11 @@ class Hub:
     def members(self, channel: str) -> Container[Subscriber] | None:
         """The local subscribers of ``channel`` (a live view; None when it has none)."""
         return self._members.get(channel)
+
+    def filters_behind(self, channel: str, limit: int) -> bool:
+        """Whether a subscriber of ``channel`` has more than ``limit`` publications waiting for its middleware."""
+        members = self._members.get(channel)
+        return members is not None and any(member.filtering() > limit for member in members)
 
     def subscribers(self, channel: str) -> int:
         return len(self._members.get(channel, ()))

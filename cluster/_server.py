@@ -135,6 +135,7 @@ class Server:
             stats=self.stats,
             inbound_raw_chain=chains[MiddlewareLine.INBOUND_RAW],
             inbound_chain=chains[MiddlewareLine.INBOUND],
+            outbound_chain=chains[MiddlewareLine.OUTBOUND],
             read_publish=read_publish,
             publishes_inline=read_publish is not None and self.publisher.inline,
             process=process,

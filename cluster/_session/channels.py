@@ -10,7 +10,7 @@ from hubbub.protocol import BrokerError, InvalidActionError
 
 from .._broker_errors import subscribe_failed
 from .._middleware import Action, ActionType
-from .session import Session, hold_for_subscribers
+from .session import Session, after_publish
 
 __all__ = ["on_publish", "on_subscribe", "on_unsubscribe"]
 
@@ -114,6 +114,4 @@ async def on_publish(session: Session, data: Any, cid: int | float | None) -> No
         return
     if cid is not None:
         session.respond(cid)
-    flow = session.parts.flow
-    if flow.congested or flow.over_worker_limit:
-        hold_for_subscribers(session, channel)
+    after_publish(session, channel)

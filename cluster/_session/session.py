@@ -53,7 +53,7 @@ from ..auth import JwtAuth
 from .calls import Calls
 from .lanes import Lanes
 
-__all__ = ["Session", "SessionParts", "hold_for_subscribers"]
+__all__ = ["FILTERED_BACKLOG", "Session", "SessionParts", "after_publish"]
 
 log = logging.getLogger("hubbub.socket")
 _PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
@@ -74,6 +74,8 @@ class SessionParts:
     #: The app's inbound middleware (the lists themselves: later additions show here too).
     inbound_raw_chain: list[Middleware]
     inbound_chain: list[Middleware]
+    #: The app's outbound middleware: while it is not empty, publishers wait for long filter queues.
+    outbound_chain: list[Middleware]
     #: Reads a client's plain ``#publish`` without the general decode (JSON codec only).
     read_publish: Callable[[str], ClientPublish | None] | None
     #: Plain client publishes are served synchronously from the read loop (JSON, in-process broker).
@@ -242,6 +244,9 @@ class Session:
                 hub.unsubscribe(self, name)
                 self.transmit("#kickOut", {"channel": name, "message": message})
 
+    def filtering(self) -> int:
+        return len(self.filtered) if self.filtered else 0
+
     def deliver_filtered(self, publication: Publication) -> None:
         """Queue a delivery that must pass the outbound middleware; one drain task keeps the order."""
         queue = self.filtered
@@ -301,9 +306,7 @@ class Session:
             self.expire_token()
         parts.publisher.publish_inline(publish.channel, publish.data, publish.packet_text)
         self.acknowledge(publish.cid)
-        flow = parts.flow
-        if flow.congested or flow.over_worker_limit:
-            hold_for_subscribers(self, publish.channel)
+        after_publish(self, publish.channel)
         return True
 
     def plain_publish_allowed(self) -> bool:
@@ -326,9 +329,7 @@ class Session:
             self.respond_error(publish.cid, error)
             return
         self.acknowledge(publish.cid)
-        flow = self.parts.flow
-        if flow.congested or flow.over_worker_limit:
-            hold_for_subscribers(self, publish.channel)
+        after_publish(self, publish.channel)
 
     def release(self) -> None:
         """The connection ended: fail pending invokes, leave every channel, drop the handle."""
@@ -372,8 +373,11 @@ async def _drain_filtered(session: Session, queue: deque[Publication]) -> None:
     hub = session.parts.hub
     chain = session.parts.app.middleware_chains[MiddlewareLine.OUTBOUND]
     try:
+        flow = session.parts.flow
         while queue:
             publication = queue.popleft()
+            if len(queue) == FILTERED_BACKLOG:
+                flow.wake()
             channel, data = publication.channel, publication.data
             action = Action(ActionType.PUBLISH_OUT, socket=session.handle, channel=channel, data=data)
             if await run_middleware(chain, action) is not None or not hub.is_member(session, channel):
@@ -396,12 +400,23 @@ async def _drain_filtered(session: Session, queue: deque[Publication]) -> None:
         session.filtered = None
 
 
-def hold_for_subscribers(session: Session, channel: str) -> None:
-    """After ``session`` published to ``channel``: read no more from it while that holds back subscribers."""
-    flow, hub = session.parts.flow, session.parts.hub
+#: Publications queued for a subscriber's outbound middleware past which its publishers wait.
+FILTERED_BACKLOG = 64
+
+
+def after_publish(session: Session, channel: str) -> None:
+    """After ``session`` published to ``channel``: read no more from it while that holds back subscribers.
+
+    Costs two attribute checks when nothing is congested and no outbound middleware is installed.
+    """
+    parts = session.parts
+    flow, hub, filtered = parts.flow, parts.hub, parts.outbound_chain
+    if not (flow.congested or flow.over_worker_limit or filtered):
+        return
 
     def holds() -> bool:
-        return flow.holds(hub.members(channel))
+        return flow.holds(hub.members(channel)) or (
+            bool(filtered) and hub.filters_behind(channel, FILTERED_BACKLOG)
+        )
 
-    if holds():
-        session.link.hold_reading(holds)
+    session.link.hold_reading(holds)

@@ -83,6 +83,10 @@ class FlowControl:
         if self.congested.pop(out, None) is not None:
             self._lot.unpark_all()
 
+    def wake(self) -> None:
+        """Something that may hold publishers back has eased (a filter queue drained): let them check."""
+        self._lot.unpark_all()
+
     # -- asked by publishers and the timers ----------------------------------------------------
 
     def holds(self, members: Container[Any] | None) -> bool:

@@ -81,7 +81,7 @@ async def open_session(app: App) -> AsyncIterator[Client]:
             chains = app.middleware_chains
             parts = SessionParts(
                 config, codec, JwtAuth("secret"), app, Hub(broker, nursery, [], codec), publisher, stats,
-                chains[MiddlewareLine.INBOUND_RAW], chains[MiddlewareLine.INBOUND], codec.read_publish, True, process, opened.append,
+                chains[MiddlewareLine.INBOUND_RAW], chains[MiddlewareLine.INBOUND], chains[MiddlewareLine.OUTBOUND], codec.read_publish, True, process, opened.append,
                 FlowControl(hard_limit=1 << 24, stall_timeout=5.0, worker_limit=1 << 28),
             )  # fmt: skip
             conn = WsConnection(left, links)
