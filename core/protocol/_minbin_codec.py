@@ -86,21 +86,16 @@ def _compress(packet: Any) -> dict[Any, Any]:
     if event is not None:
         data = obj.get("data")
         if event == "#publish" and data is not None:
+            key = "p"
             arr = [data.get("channel"), data.get("data")] if isinstance(data, dict) else [None, None]
-            cid = obj.pop("cid", None)
-            if cid is not None:
-                arr.append(cid)
-            obj["p"] = arr
-            del obj["event"]
-            obj.pop("data", None)
         else:
-            arr = [event, data]
-            cid = obj.pop("cid", None)
-            if cid is not None:
-                arr.append(cid)
-            obj["e"] = arr
-            del obj["event"]
-            obj.pop("data", None)
+            key, arr = "e", [event, data]
+        cid = obj.pop("cid", None)
+        if cid is not None:
+            arr.append(cid)
+        obj[key] = arr
+        del obj["event"]
+        obj.pop("data", None)
     if obj.get("rid") is not None:
         obj["r"] = [obj.pop("rid"), obj.pop("error", None), obj.pop("data", None)]
     return obj
