@@ -25,7 +25,9 @@ PUBLIC_API: dict[str, set[str]] = {
         "server_invoke_packet", "transmit_packet",
     },
     "hubbub.broker": {
-        "Broker", "BrokerStats", "BrokerUnavailable", "DeliverFn", "Envelope", "EnvelopeError", "InProcessDelivery",
+        "Broker", "BrokerStats", "BrokerUnavailable", "ChannelOptions", "ChannelRule", "ChannelRules", "DeliverFn",
+        "Envelope", "EnvelopeError", "HistoryBroker", "HistoryEntry", "HistoryOptions", "HistoryPage",
+        "InProcessDelivery", "PositionedDeliverFn", "StreamPosition",
         "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "open_broker", "parse_redis_url",
     },
     "hubbub.cluster": {
