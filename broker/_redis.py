@@ -86,7 +86,12 @@ class RedisBroker:
         self._close_timeout = max(1.0, connect_timeout)
         self._current = CurrentSession(target, self.stats)
         self._publisher = Publisher(
-            self._current, names, options, self.stats, worker_id=self.worker_id, cluster=target.kind == "cluster"
+            self._current,
+            names,
+            options,
+            self.stats,
+            worker_id=self.worker_id,
+            cluster=target.kind == "cluster",
         )
         self._subscriptions = Subscriptions(self._current, names, options, self.stats)
         self._supervisor = Supervisor(

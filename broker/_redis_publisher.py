@@ -76,7 +76,9 @@ class Publisher:
         except TimeoutError:
             item.abandoned = True
             self._stats.publish_errors += 1
-            raise BrokerUnavailable(f"redis did not accept the publish on {channel!r} within {timeout}s") from None
+            raise BrokerUnavailable(
+                f"redis did not accept the publish on {channel!r} within {timeout}s"
+            ) from None
         except BaseException:
             item.abandoned = True
             raise

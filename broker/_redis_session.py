@@ -18,7 +18,15 @@ import anyio.abc
 from ._base import BrokerUnavailable
 from ._redis_target import RedisTarget
 
-__all__ = ["BrokerStats", "CurrentSession", "RedisOptions", "Session", "SessionEnded", "describe", "open_session"]
+__all__ = [
+    "BrokerStats",
+    "CurrentSession",
+    "RedisOptions",
+    "Session",
+    "SessionEnded",
+    "describe",
+    "open_session",
+]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from hubbub.broker import ChannelOptions, ChannelRule, HistoryPage
 from hubbub.protocol import UNDEFINED
 
 from ._middleware import Middleware, MiddlewareLine
@@ -43,6 +44,12 @@ class Publisher(Protocol):
 
     async def publish(self, channel: str, data: Any) -> None:
         """Publish ``data`` on ``channel``; raises BrokerError when the broker cannot take it."""
+        ...
+
+    async def history(
+        self, channel: str, *, since: int | None = None, limit: int | None = None, reverse: bool = False
+    ) -> HistoryPage:
+        """Read the stored publications of a channel with history."""
         ...
 
 
@@ -110,7 +117,21 @@ class App:
         self.middleware_chains: dict[MiddlewareLine, list[Middleware]] = {line: [] for line in MiddlewareLine}
         self.connection_hooks: list[ConnectionHook] = []
         self.disconnection_hooks: list[DisconnectionHook] = []
+        #: Per-channel options by name pattern, after those of the config file (first match wins).
+        self.channel_rules: tuple[ChannelRule, ...] = ()
         self._publisher: Publisher | None = None
+
+    def channels(self, match: str, **options: Any) -> None:
+        """Give the channels whose names match the glob ``match`` these options (first match wins).
+
+        ``app.channels("chat/*", history_size=100, history_ttl=600)`` keeps the last 100
+        publications of every ``chat/...`` channel for 10 minutes after the last one, with offsets
+        and recovery. Options: ``history_size``, ``history_ttl``, ``history_meta_ttl`` (see
+        ``docs/configuration.md``). Rules of the config file (``[[channels]]``) come first.
+        """
+        self.channel_rules += (
+            ChannelRule(match, ChannelOptions.from_mapping(options, where=f"channels({match!r})")),
+        )
 
     def procedure(self, name: str) -> Callable[[Procedure], Procedure]:
         """Register the function that answers ``invoke(name, data)``."""
@@ -162,3 +183,19 @@ class App:
         if self._publisher is None:
             raise RuntimeError("the app is not running in a server yet")
         await self._publisher.publish(channel, data)
+
+    async def history(
+        self, channel: str, *, since: int | None = None, limit: int | None = None, reverse: bool = False
+    ) -> HistoryPage:
+        """The stored publications of ``channel`` (which must have history) and its current position.
+
+        ``page.entries`` are the publications with an offset above ``since`` (all when None), the
+        oldest first, or the newest first with ``reverse=True``; at most ``limit`` of them (``0``
+        reads only ``page.position``, the newest offset and the epoch). Offsets mean something
+        only with the epoch: compare ``page.position.epoch`` with the one you stored. Raises
+        :class:`ValueError` for a channel without history and
+        :class:`~hubbub.protocol.BrokerError` when the broker cannot be read.
+        """
+        if self._publisher is None:
+            raise RuntimeError("the app is not running in a server yet")
+        return await self._publisher.history(channel, since=since, limit=limit, reverse=reverse)

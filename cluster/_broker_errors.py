@@ -13,7 +13,7 @@ import time
 
 from hubbub.protocol import BrokerError, SCError
 
-__all__ = ["LOG_INTERVAL", "publish_failed", "subscribe_failed"]
+__all__ = ["LOG_INTERVAL", "history_failed", "publish_failed", "subscribe_failed"]
 
 log = logging.getLogger("hubbub.broker")
 
@@ -34,6 +34,12 @@ def subscribe_failed(channel: str, error: BaseException) -> SCError:
     """The error for a subscription the broker refused; logs ``error`` (throttled)."""
     _log("subscribe", channel, error)
     return BrokerError(f"Failed to subscribe socket to the {channel} channel - the broker is unavailable")
+
+
+def history_failed(channel: str, error: BaseException) -> SCError:
+    """The error for a history read the broker could not answer; logs ``error`` (throttled)."""
+    _log("history", channel, error)
+    return BrokerError(f"Failed to read the history of the {channel} channel - the broker is unavailable")
 
 
 def _log(action: str, channel: str, error: BaseException) -> None:

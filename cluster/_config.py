@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from hubbub.broker import ChannelRules
 
 __all__ = ["ServerConfig"]
 
@@ -69,6 +71,8 @@ class ServerConfig:
     #: Answer ``/metrics`` and the detailed ``/health`` on the main port too (else only on the
     #: status listeners, ``metrics_port``); off by default: they tell anyone pid, memory and counters.
     public_metrics: bool = False
+    #: Per-channel options by name pattern (``[[channels]]`` in the config file), before the app's own.
+    channels: ChannelRules = field(default_factory=ChannelRules)
 
     @property
     def pretty_url(self) -> str:

@@ -9,7 +9,7 @@ subscriber. With outbound middleware each subscriber filters its own deliveries 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container, Sized
+from collections.abc import Callable, Collection, Iterable, Sized
 from typing import Any, Protocol
 
 import trio
@@ -48,15 +48,32 @@ class Publication:
     encode the data (logged once).
     """
 
-    __slots__ = ("_built", "_codec", "_frame", "_prepared", "channel", "data")
+    __slots__ = ("_built", "_codec", "_frame", "_prepared", "channel", "data", "epoch", "offset")
 
-    def __init__(self, channel: str, data: Any, prepared: str | None, codec: Codec) -> None:
+    def __init__(
+        self,
+        channel: str,
+        data: Any,
+        prepared: str | None,
+        codec: Codec,
+        offset: int | None = None,
+        epoch: str = "",
+    ) -> None:
         self.channel = channel
         self.data = data
         self._prepared = prepared
         self._codec = codec
         self._frame: bytes | None = None
         self._built = False
+        #: The position of a publication on a channel with history (None on a plain channel).
+        self.offset = offset
+        self.epoch = epoch
+
+    def packet_data(self, data: Any) -> dict[str, Any]:
+        """The ``#publish`` packet's ``data`` for this publication carrying ``data``."""
+        if self.offset is None:
+            return {"channel": self.channel, "data": data}
+        return {"channel": self.channel, "data": data, "offset": self.offset, "epoch": self.epoch}
 
     def frame(self) -> bytes | None:
         if not self._built:
@@ -67,7 +84,7 @@ class Publication:
     def _build(self) -> bytes | None:
         if self._prepared is not None:
             return frame_message(self._prepared)
-        packet = {"event": "#publish", "data": {"channel": self.channel, "data": self.data}}
+        packet = {"event": "#publish", "data": self.packet_data(self.data)}
         try:
             return frame_message(self._codec.encode(packet))
         except RecursionError:  # a client's data, nested deeper than the codec writes
@@ -101,6 +118,8 @@ class Hub:
         self._releasing = False
         self.deliveries = 0
         self.publications = 0
+        #: Called with a channel whose last local subscriber left.
+        self.on_channel_released: Callable[[str], None] | None = None
         broker.attach(self.deliver)
 
     @property
@@ -116,7 +135,7 @@ class Hub:
         """Count a delivery made by a subscriber's own (filtered) path."""
         self.deliveries += 1
 
-    def members(self, channel: str) -> Container[Subscriber] | None:
+    def members(self, channel: str) -> Collection[Subscriber] | None:
         """The local subscribers of ``channel`` (a live view; None when it has none)."""
         return self._members.get(channel)
 
@@ -175,6 +194,8 @@ class Hub:
                     self._release_channel(channel)
 
     def _release_channel(self, channel: str) -> None:
+        if self.on_channel_released is not None:
+            self.on_channel_released(channel)
         if self._inline is not None:
             self._inline(channel, False)
             return
@@ -235,6 +256,25 @@ class Hub:
             log.warning("broker: could not update subscription of %r: %s", channel, error)
         except Exception:
             log.exception("broker: updating the subscription of %r failed", channel)
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    def send(self, publication: Publication, subscribers: Iterable[Subscriber]) -> None:
+        """Send ``publication`` to ``subscribers`` (of its channel): its one frame, or each one's middleware."""
+        count = 0
+        if self._outbound:
+            for subscriber in subscribers:
+                subscriber.deliver_filtered(publication)
+            return
+        frame = publication.frame()
+        if frame is None:
+            return
+        for subscriber in subscribers:
+            subscriber.send_frame(frame)
+            count += 1
+        self.deliveries += count
 
     def deliver(self, channel: str, data: Any, prepared: str | None = None) -> None:
         """Fan a broker message out to the local subscribers of ``channel`` (the hot path).

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 from websockets.http11 import Response
 
-from hubbub.broker import Broker
+from hubbub.broker import Broker, ChannelRules, HistoryBroker
 from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
 
 from ._app import App
@@ -25,6 +25,7 @@ from ._config import ServerConfig
 from ._hub import Hub
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from ._publisher import Publisher
+from ._recovery import HistoryChannels
 from ._session.events import process
 from ._session.session import Session, SessionParts
 from ._stats import ServerStats
@@ -53,7 +54,7 @@ class Server:
         self.broker = broker
         self.codec = get_codec(config.codec)
         #: Takes publications to the broker (clients' and the app's).
-        self.publisher = Publisher(broker)
+        self.publisher = Publisher(broker, ChannelRules(config.channels.rules + app.channel_rules))
         self.stats = ServerStats()
         self.timers = Timers(
             config.ping_interval,
@@ -81,6 +82,8 @@ class Server:
             flow=self.flow,
         )
         self._sessions: SessionParts | None = None
+        #: The channels with history, while serving (None when no channel rule gives any).
+        self.history: HistoryChannels | None = None
         self._nursery: trio.Nursery | None = None
         self._accepting = True
         self._known_upgrades = KnownUpgrades()
@@ -125,6 +128,10 @@ class Server:
         chains = self.app.middleware_chains
         hub = Hub(self.broker, nursery, chains[MiddlewareLine.OUTBOUND], self.codec)
         read_publish = self.codec.read_publish if isinstance(self.codec, JsonCodec) else None
+        history = None
+        if self.publisher.rules.any_history:
+            assert isinstance(self.broker, HistoryBroker)  # the publisher checked
+            history = self.history = HistoryChannels(hub, self.broker, nursery)
         return SessionParts(
             config=self.config,
             codec=self.codec,
@@ -141,6 +148,7 @@ class Server:
             process=process,
             opened=self._opened,
             flow=self.flow,
+            history=history,
         )
 
     def _is_accepting(self) -> bool:

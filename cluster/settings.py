@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hubbub.broker import parse_redis_url
+from hubbub.broker import ChannelRules, parse_redis_url
 
 from ._config import ServerConfig
 
@@ -31,6 +31,8 @@ __all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "ad
 ENV_PREFIX = "HUBBUB_"
 #: Environment variable naming the TOML file when ``--config`` is not given.
 CONFIG_ENV = "HUBBUB_CONFIG"
+#: The config file's array of tables with per-channel options (``[[channels]]``).
+CHANNELS_KEY = "channels"
 
 
 class SettingsError(ValueError):
@@ -354,7 +356,7 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
-    unknown = sorted(set(data) - set(_BY_NAME))
+    unknown = sorted(set(data) - set(_BY_NAME) - {CHANNELS_KEY})
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
     return data
@@ -394,9 +396,21 @@ def load_settings(
             values[setting.name] = setting.default
             sources[setting.name] = "default"
     _check(values, sources)
-    server = ServerConfig(**{k: v for k, v in values.items() if k in _SERVER_FIELDS})
+    channel_rules = _channel_rules(from_file.get(CHANNELS_KEY, []), path)
+    server = ServerConfig(
+        **{k: v for k, v in values.items() if k in _SERVER_FIELDS and k != CHANNELS_KEY}, channels=channel_rules
+    )
     rest = {k: v for k, v in values.items() if k not in _SERVER_FIELDS}
     return Settings(server=server, sources=sources, **rest)
+
+
+def _channel_rules(tables: Any, path: str | None) -> ChannelRules:
+    if not isinstance(tables, list):
+        raise SettingsError(f"config file {path}: channels must be an array of tables ([[channels]])")
+    try:
+        return ChannelRules.from_config(tables)
+    except ValueError as error:
+        raise SettingsError(f"config file {path}: {error}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

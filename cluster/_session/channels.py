@@ -10,6 +10,7 @@ from hubbub.protocol import BrokerError, InvalidActionError
 
 from .._broker_errors import subscribe_failed
 from .._middleware import Action, ActionType
+from .._recovery import read_recover
 from .session import Session, after_publish
 
 __all__ = ["on_publish", "on_subscribe", "on_unsubscribe"]
@@ -35,6 +36,13 @@ async def on_subscribe(session: Session, data: Any, cid: int | float | None) -> 
     if channel is None:
         return
     assert isinstance(data, dict)
+    parts = session.parts
+    history = parts.publisher.history_options(channel) if parts.history is not None else None
+    try:
+        recover = read_recover(data.get("data")) if history is not None else None
+    except InvalidActionError as error:
+        session.reply_error(cid, error)
+        return
     if session.parts.inbound_chain:
         action = Action(ActionType.SUBSCRIBE, socket=session.handle, channel=channel, data=data.get("data"))
         if not await session.allowed(cid, action):
@@ -63,6 +71,12 @@ async def on_subscribe(session: Session, data: Any, cid: int | float | None) -> 
         )
         return
     try:
+        if history is not None:
+            assert parts.history is not None
+            subscribed = await parts.history.subscribe(session, channel, history, recover)
+            session.respond(cid, subscribed.answer)
+            subscribed.finish()
+            return
         await hub.subscribe(session, channel)
     except Exception as error:
         if not isinstance(error, BrokerUnavailable):

@@ -42,6 +42,7 @@ from .._config import ServerConfig
 from .._hub import Hub, Publication
 from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
 from .._publisher import Publisher
+from .._recovery import HistoryChannels
 from .._socket import ServerSocket, make_socket_id
 from .._stats import ServerStats
 from .._transport.connection import WsConnection
@@ -86,6 +87,8 @@ class SessionParts:
     opened: Callable[[Session], None]
     #: The worker's flow control: a client that publishes to congested subscribers waits.
     flow: FlowControl
+    #: The channels with history (None when no channel rule gives any).
+    history: HistoryChannels | None = None
 
 
 class Session:
@@ -301,6 +304,8 @@ class Session:
             return False
         if publish is None or len(publish.channel) > parts.config.max_channel_name:
             return False
+        if parts.history is not None and parts.publisher.history_options(publish.channel) is not None:
+            return False
         parts.stats.messages_in += 1
         if self.auth_token is not None:
             self.expire_token()
@@ -389,7 +394,7 @@ async def _drain_filtered(session: Session, queue: deque[Publication]) -> None:
                 session.send_frame(frame)
             else:
                 try:
-                    session.transmit("#publish", {"channel": channel, "data": action.data})
+                    session.transmit("#publish", publication.packet_data(action.data))
                 except RecursionError:  # middleware made it deeper than the codec writes
                     log.info(
                         "dropped a publication on %r for socket %s: nested too deeply", channel, session.id

@@ -125,7 +125,12 @@ class Outbound:
     )
 
     def __init__(
-        self, sock: socket.socket, limit: int, owner: Owner, batch: WriteBatch, flow: FlowControl | None = None
+        self,
+        sock: socket.socket,
+        limit: int,
+        owner: Owner,
+        batch: WriteBatch,
+        flow: FlowControl | None = None,
     ) -> None:
         self._sock = sock
         self._flow = flow
