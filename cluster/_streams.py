@@ -35,7 +35,7 @@ READ_WINDOW = 0.01
 class StreamStats:
     """Counters of the history channels of one worker."""
 
-    #: Publications that arrived after a gap and were filled in from the history.
+    #: Publications the broker did not deliver, filled in from the history.
     healed: int = 0
     #: Publications missing from a gap that the history no longer held (delivered around).
     lost: int = 0
@@ -164,9 +164,11 @@ class ChannelStreams:
         except BrokerUnavailable as error:
             log.warning("history of %r: cannot fill a gap after offset %d: %s", channel, stream.last, error)
         else:
+            arrived = {offset for _, offset, epoch in stream.queue if epoch == stream.epoch}
             for entry in page.entries:
                 if entry.offset > stream.last and page.position.epoch == stream.epoch:
-                    self._deliver(channel, stream, entry.data, entry.offset, stream.epoch, healed=True)
+                    healed = entry.offset not in arrived
+                    self._deliver(channel, stream, entry.data, entry.offset, stream.epoch, healed=healed)
         self._drain(channel, stream)
 
     def _drain(self, channel: str, stream: _Stream) -> None:

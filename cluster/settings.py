@@ -398,7 +398,8 @@ def load_settings(
     _check(values, sources)
     channel_rules = _channel_rules(from_file.get(CHANNELS_KEY, []), path)
     server = ServerConfig(
-        **{k: v for k, v in values.items() if k in _SERVER_FIELDS and k != CHANNELS_KEY}, channels=channel_rules
+        **{k: v for k, v in values.items() if k in _SERVER_FIELDS and k != CHANNELS_KEY},
+        channels=channel_rules,
     )
     rest = {k: v for k, v in values.items() if k not in _SERVER_FIELDS}
     return Settings(server=server, sources=sources, **rest)
