@@ -154,6 +154,32 @@ class WorkerCollector(Collector):
             errors.add_metric([self._worker, "deliver"], broker_stats.deliver_errors)
         yield errors
         yield self._latency.family(self._worker)
+        yield from self._history()
+
+    def _history(self) -> Iterator[Metric]:
+        history = self._server.history
+        if history is None:
+            return
+        stats = history.streams.stats
+        yield self._counter(
+            "hubbub_history_healed",
+            "Publications on history channels the broker did not deliver, filled in from the history.",
+            stats.healed,
+        )
+        yield self._counter(
+            "hubbub_history_lost",
+            "Publications missing from a gap that the history no longer held.",
+            stats.lost,
+        )
+        yield self._counter("hubbub_history_reads", "History reads made by this worker.", stats.reads)
+        recoveries = CounterMetricFamily(
+            "hubbub_history_recoveries",
+            "Subscriptions with a position, by result: recovered, or why not.",
+            labels=["worker", "result"],
+        )
+        for result, count in sorted(stats.recoveries.items()):
+            recoveries.add_metric([self._worker, result.replace(" ", "_")], count)
+        yield recoveries
 
 
 class WorkerMetrics:
