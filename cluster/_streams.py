@@ -152,7 +152,7 @@ class ChannelStreams:
             return
         stream.last, stream.epoch = page.position.offset, page.position.epoch
         stream.synced.set()
-        self._drain(channel, stream)
+        self._drain(channel, stream, healed=False)
 
     async def _heal(self, channel: str, stream: _Stream) -> None:
         """Fill the gap after ``stream.last`` from the history, then deliver what waited."""
@@ -169,13 +169,21 @@ class ChannelStreams:
                 if entry.offset > stream.last and page.position.epoch == stream.epoch:
                     healed = entry.offset not in arrived
                     self._deliver(channel, stream, entry.data, entry.offset, stream.epoch, healed=healed)
-        self._drain(channel, stream)
+        self._drain(channel, stream, healed=True)
 
-    def _drain(self, channel: str, stream: _Stream) -> None:
-        """Deliver the publications that waited, in offset order; a gap the history could not fill is skipped."""
-        queue, stream.queue = stream.queue, []
+    def _drain(self, channel: str, stream: _Stream, *, healed: bool) -> None:
+        """Deliver the publications that waited, in offset order.
+
+        A gap before them is filled from the history first; after that (``healed``) a gap the
+        history could not fill is skipped.
+        """
+        queue = sorted(stream.queue, key=lambda item: item[1])
+        if not healed and _has_gap(queue, stream.last, stream.epoch):
+            self._nursery.start_soon(self._heal, channel, stream)
+            return
+        stream.queue = []
         stream.busy = False
-        for data, offset, epoch in sorted(queue, key=lambda item: item[1]):
+        for data, offset, epoch in queue:
             if epoch != stream.epoch:
                 stream.epoch, stream.last = epoch, offset - 1
             if offset > stream.last:
@@ -233,3 +241,15 @@ class ChannelStreams:
         except Exception as error:  # a broker bug must not kill the worker's nursery
             log.exception("history read of %r failed", channel)
             raise BrokerUnavailable(str(error)) from error
+
+
+def _has_gap(queue: list[tuple[Any, int, str]], last: int, epoch: str) -> bool:
+    """Whether the offsets in ``queue`` (sorted) after ``last`` in ``epoch`` skip one."""
+    expected = last + 1
+    for _, offset, item_epoch in queue:
+        if item_epoch != epoch or offset < expected:
+            continue
+        if offset != expected:
+            return True
+        expected = offset + 1
+    return False

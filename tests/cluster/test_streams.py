@@ -116,15 +116,16 @@ class LossyHistoryBroker:
         reverse: bool = False,
     ) -> HistoryPage:
         self.reads += 1
-        if self.read_gate is not None:
-            await self.read_gate.wait()
-        await trio.lowlevel.checkpoint()
         entries = [e for e in self.entries.get(channel, []) if since is None or e.offset > since]
         if reverse:
             entries.reverse()
         if limit is not None:
             entries = entries[:limit]
-        return HistoryPage(entries, StreamPosition(self.top.get(channel, 0), self.epoch))
+        page = HistoryPage(entries, StreamPosition(self.top.get(channel, 0), self.epoch))
+        if self.read_gate is not None:  # the answer is on its way while more is published
+            await self.read_gate.wait()
+        await trio.lowlevel.checkpoint()
+        return page
 
 
 async def _settle() -> None:
@@ -234,7 +235,7 @@ async def test_recovery_sends_what_was_missed_once_in_order_before_live_ones(
         for i in range(13, 15):
             broker.add("ch", i)
         assert sub.offsets() == list(range(5, 16))
-        assert answer == {"recovered": True, "offset": 13, "epoch": "e1"}
+        assert answer == {"recovered": True, "offset": 10, "epoch": "e1"}  # 11-13 came live
         nursery.cancel_scope.cancel()
 
 
@@ -276,4 +277,34 @@ async def test_many_recoveries_of_one_channel_share_one_history_read(
                 inner.start_soon(recover, sub, 5 + i % 5)
         assert broker.reads - before == 1
         assert all(sub.offsets() == list(range(6 + i % 5, 16)) for i, sub in enumerate(subs))
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_gap_right_after_the_position_read_is_filled_too(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        broker, _hub, history = _setup(nursery)
+        broker.add("ch", "before")
+        gate = broker.read_gate = trio.Event()
+        sub = Recorder()
+        answers: list[dict[str, Any]] = []
+
+        async def subscribe() -> None:
+            subscribed = await history.subscribe(sub, "ch", OPTIONS, None)
+            answers.append(subscribed.answer)
+            subscribed.finish()
+
+        nursery.start_soon(subscribe)
+        await _settle()  # the position read waits at the gate
+        broker.drop = {2}
+        broker.add("ch", "lost on the way")
+        broker.add("ch", "after the gap")
+        broker.read_gate = None
+        gate.set()
+        await _settle()
+        assert sub.offsets() == [2, 3]  # 3 arrived after the gap: 2 came from the history first
+        assert answers == [{"offset": 1, "epoch": "e1"}]
+        assert sub.offsets() == [2, 3]
+        assert history.streams.stats.healed == 1
         nursery.cancel_scope.cancel()
