@@ -308,3 +308,32 @@ async def test_a_gap_right_after_the_position_read_is_filled_too(
         assert sub.offsets() == [2, 3]
         assert history.streams.stats.healed == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_with_outbound_middleware_publications_keep_their_position(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        broker = LossyHistoryBroker()
+        hub = Hub(broker, nursery, [object()], JsonCodec())  # any outbound middleware
+        history = HistoryChannels(hub, broker, nursery)
+        filtered: list[Publication] = []
+
+        class Filtering(Recorder):
+            def deliver_filtered(self, publication: Publication) -> None:
+                filtered.append(publication)
+
+        for i in range(3):
+            broker.add("ch", i)
+        sub = Filtering()
+        subscribed = await history.subscribe(sub, "ch", OPTIONS, StreamPosition(1, "e1"))
+        subscribed.finish()
+        broker.add("ch", 3)
+        assert [(p.offset, p.data) for p in filtered] == [(2, 1), (3, 2), (4, 3)]
+        assert filtered[0].packet_data("changed") == {
+            "channel": "ch",
+            "data": "changed",
+            "offset": 2,
+            "epoch": "e1",
+        }
+        nursery.cancel_scope.cancel()
