@@ -7,10 +7,17 @@ An envelope is one msgpack map with short string keys::
      "d": <payload>,    # the published data, any msgpack value (bytes stay bytes)
      "id": 42,          # publish id: per-origin sequence number (int >= 0)
      "w": "host:123:ab", # origin worker id (str)
-     "t": 1718000000123} # publish time, integer milliseconds since the Unix epoch
+     "t": 1718000000123, # publish time, integer milliseconds since the Unix epoch
+     "o": 42,           # optional, history channels only: the offset (int >= 1) ...
+     "e": "k3j9x0aB"}   # ... and the epoch (str) it was stored at; both or neither
 
 ``(w, id)`` identifies a publication uniquely. Unknown extra keys are ignored so that a later
 minor revision can add optional fields without bumping ``v``.
+
+``o`` and ``e`` are not written by the publishing worker: the history step on Redis
+(``_history_script.py``) adds them to the map the worker packed (6 entries, a msgpack fixmap), in
+the same atomic step that assigns the offset, so what subscribers receive and what the history
+stores carry the stored position. :func:`encode` writes them when the envelope has them.
 
 Strings that are not valid Unicode (a lone UTF-16 surrogate such as ``"\ud800"``, which JSON and
 JavaScript allow) are relayed unchanged, as socketcluster-server relays them: they travel as the
@@ -39,12 +46,16 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """One message between workers; ``offset`` and ``epoch`` only on a history channel's messages."""
+
     channel: str
     payload: Any
     publish_id: int
     origin: str
     published_ms: int
     version: int = ENVELOPE_VERSION
+    offset: int | None = None
+    epoch: str | None = None
 
     @classmethod
     def new(cls, channel: str, payload: Any, *, publish_id: int, origin: str) -> Envelope:
@@ -61,6 +72,9 @@ def encode(envelope: Envelope) -> bytes:
         "w": envelope.origin,
         "t": envelope.published_ms,
     }
+    if envelope.offset is not None or envelope.epoch is not None:
+        fields["o"] = envelope.offset
+        fields["e"] = envelope.epoch
     try:
         packed: bytes = msgpack.packb(fields, use_bin_type=True)
     except (UnicodeEncodeError, OverflowError):  # a lone surrogate or a huge integer: the rare slow path
@@ -112,6 +126,13 @@ def decode(data: bytes) -> Envelope:
             raise EnvelopeError(f"envelope field {key!r} must be {kind.__name__}, got {value!r}")
     if "d" not in obj:
         raise EnvelopeError("envelope has no payload field 'd'")
+    offset = obj.get("o")
+    epoch = obj.get("e")
+    if offset is not None or epoch is not None:
+        if type(offset) is not int or offset < 1:
+            raise EnvelopeError(f"envelope field 'o' must be an offset (int >= 1), got {offset!r}")
+        if type(epoch) is not str:
+            raise EnvelopeError(f"envelope field 'e' must be an epoch (str), got {epoch!r}")
     return Envelope(
         channel=obj["ch"],
         payload=obj["d"],
@@ -119,4 +140,6 @@ def decode(data: bytes) -> Envelope:
         origin=obj["w"],
         published_ms=obj["t"],
         version=version,
+        offset=offset,
+        epoch=epoch,
     )

@@ -32,6 +32,33 @@ def test_non_string_map_keys_in_payload_survive() -> None:
     assert decode(encode(env)).payload == {1: "one", 2: [b"two"]}
 
 
+_PLAIN = {"v": 1, "ch": "c", "d": 1, "id": 0, "w": "w", "t": 0}
+
+
+def test_history_position_round_trips_and_is_absent_on_plain_envelopes() -> None:
+    env = Envelope("c", [1], 3, "w", 9, offset=42, epoch="k3j9x0aB")
+    assert decode(encode(env)) == env
+    assert msgpack.unpackb(encode(env), raw=False) == {
+        **_PLAIN,
+        "d": [1],
+        "id": 3,
+        "t": 9,
+        "o": 42,
+        "e": "k3j9x0aB",
+    }
+    plain = decode(encode(Envelope("c", 1, 0, "w", 0)))
+    assert plain.offset is None and plain.epoch is None
+
+
+def test_the_history_scripts_way_of_adding_the_position_decodes() -> None:
+    """The script bumps the fixmap header by two and appends the two pairs (see _history_script)."""
+    packed = encode(Envelope("c", {"x": 1}, 3, "w", 9))
+    assert packed[0] == 0x86
+    stored = bytes([packed[0] + 2]) + packed[1:] + b"".join(msgpack.packb(v) for v in ("o", 7, "e", "E1"))
+    back = decode(stored)
+    assert (back.payload, back.offset, back.epoch) == ({"x": 1}, 7, "E1")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -45,6 +72,13 @@ def test_non_string_map_keys_in_payload_survive() -> None:
         (msgpack.packb({"v": 1, "ch": 5, "d": 1, "id": 0, "w": "w", "t": 0}), "'ch' must be str"),
         (msgpack.packb({"v": 1, "ch": "c", "id": 0, "w": "w", "t": 0}), "no payload"),
         (encode(Envelope("c", 1, 0, "w", 0)) + b"\x00", "not a msgpack envelope"),
+        (msgpack.packb({**_PLAIN, "o": "1", "e": "E"}), "'o' must be an offset"),
+        (msgpack.packb({**_PLAIN, "o": 0, "e": "E"}), "'o' must be an offset"),
+        (msgpack.packb({**_PLAIN, "o": True, "e": "E"}), "'o' must be an offset"),
+        (msgpack.packb({**_PLAIN, "o": 1.0, "e": "E"}), "'o' must be an offset"),
+        (msgpack.packb({**_PLAIN, "o": 3}), "'e' must be an epoch"),
+        (msgpack.packb({**_PLAIN, "e": "E"}), "'o' must be an offset"),
+        (msgpack.packb({**_PLAIN, "o": 3, "e": b"E"}, use_bin_type=True), "'e' must be an epoch"),
     ],
 )
 def test_bad_envelopes_raise_a_clear_error(data: bytes, message: str) -> None:
@@ -71,5 +105,7 @@ def test_integers_msgpack_cannot_hold_travel_as_floats() -> None:
 
 def test_valid_unicode_takes_the_plain_msgpack_path() -> None:
     env = Envelope("é", {"d": "\U0001f600"}, 1, "w", 5)
-    plain = msgpack.packb({"v": 1, "ch": "é", "d": {"d": "\U0001f600"}, "id": 1, "w": "w", "t": 5}, use_bin_type=True)
+    plain = msgpack.packb(
+        {"v": 1, "ch": "é", "d": {"d": "\U0001f600"}, "id": 1, "w": "w", "t": 5}, use_bin_type=True
+    )
     assert encode(env) == plain
