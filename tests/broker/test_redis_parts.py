@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubbub.broker import BrokerUnavailable, RedisTarget, parse_redis_url
 from hubbub.broker._coredis_internals import ping, pubsub_connections, push_buffers_empty, shard_names
-from hubbub.broker._redis_names import ChannelNames
+from hubbub.broker._redis_names import ChannelNames, hash_tag
 from hubbub.broker._redis_session import BrokerStats, CurrentSession, RedisOptions, open_session
 
 
@@ -38,6 +40,61 @@ def test_channel_names_are_one_to_one_and_tag_only_names_that_are_not_unicode() 
 @pytest.mark.parametrize("name", [b"q:room", b"p:\xff", b"p:{abc\xff", 42, None])
 def test_names_outside_the_prefix_or_unreadable_are_not_channels(name: Any) -> None:
     assert ChannelNames("p:").local(name) is None
+
+
+def test_names_without_a_usable_hash_tag_get_one_and_plain_lookalikes_are_not_channels() -> None:
+    names = ChannelNames("p:")
+    for channel in ["a}b", "}", "x{}y", "{}"]:
+        name = names.redis(channel)
+        assert name.startswith(b"p:{") and name.endswith(b"\xff" + channel.encode())
+        assert names.local(name) == channel
+        assert names.local(b"p:" + channel.encode()) is None  # what redis() never gives
+    assert names.redis("{a") == b"p:{a"  # hashed whole, and {p:{a}... hashes the same
+    assert names.redis("a{b}c") == b"p:a{b}c"
+    assert ChannelNames("").redis("") != b""
+
+
+def test_history_keys_are_readable_for_plain_names() -> None:
+    assert ChannelNames("hubbub:").history_keys("chat/1") == (
+        b"{hubbub:chat/1}:meta",
+        b"{hubbub:chat/1}:history",
+    )
+    assert ChannelNames("p:").history_keys("{t}x") == (b"{t}:meta:p:{t}x", b"{t}:history:p:{t}x")
+
+
+@pytest.mark.parametrize("prefix", ["{}", "a{}b:", "x}{}"])
+def test_a_prefix_that_hashes_every_name_whole_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="must not be followed by"):
+        ChannelNames(prefix)
+
+
+_BRACY = st.text(alphabet=st.sampled_from(["{", "}", "a", "b", ":", "\ud800", "é"]), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(prefix=_BRACY.filter(lambda p: "\ud800" not in p), channels=st.lists(_BRACY, min_size=2, max_size=6))
+def test_every_name_shares_its_slot_with_its_history_keys_and_maps_back(
+    prefix: str, channels: list[str]
+) -> None:
+    from coredis._utils import hash_slot
+
+    try:
+        names = ChannelNames(prefix)
+    except ValueError:
+        return
+    seen_names: dict[bytes, str] = {}
+    seen_keys: dict[bytes, str] = {}
+    for channel in channels:
+        name = names.redis(channel)
+        meta, stream = names.history_keys(channel)
+        assert names.local(name) == channel
+        tag = hash_tag(name)
+        assert tag and b"}" not in tag
+        assert hash_slot(name) == hash_slot(meta) == hash_slot(stream)
+        assert seen_names.setdefault(name, channel) == channel  # distinct channels, distinct names
+        for key in (meta, stream):
+            assert seen_keys.setdefault(key, channel) == channel  # ... and distinct keys
+        assert meta != stream
 
 
 @pytest.mark.parametrize(
