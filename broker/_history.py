@@ -13,6 +13,7 @@ always carries the offset that was stored.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -24,6 +25,8 @@ __all__ = [
     "HistoryPage",
     "PositionedDeliverFn",
     "StreamPosition",
+    "check_read",
+    "new_epoch",
 ]
 
 #: Thirty days: how long a channel's offset counter and epoch outlive its last publication by default.
@@ -82,6 +85,18 @@ class HistoryPage:
 
     entries: list[HistoryEntry]
     position: StreamPosition
+
+
+def new_epoch() -> str:
+    """A random epoch: 8 URL-safe characters (48 bits)."""
+    return secrets.token_urlsafe(6)
+
+
+def check_read(since: int | None, limit: int | None) -> None:
+    """Raise :class:`ValueError` unless ``since`` and ``limit`` are None or integers >= 0."""
+    for what, value in (("since", since), ("limit", limit)):
+        if value is not None and (type(value) is not int or value < 0):
+            raise ValueError(f"history {what} must be None or an integer >= 0, got {value!r}")
 
 
 #: Called by a :class:`HistoryBroker` for every publication on a history channel this worker

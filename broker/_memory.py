@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ._base import DeliverFn
+from ._history import HistoryOptions, HistoryPage, PositionedDeliverFn, StreamPosition
+from ._memory_history import MemoryHistory
 
 __all__ = ["MemoryBroker"]
 
@@ -14,15 +16,28 @@ def _drop(channel: str, data: Any) -> None:
     del channel, data
 
 
-class MemoryBroker:
-    """A :class:`~hubbub.broker.Broker` for a single process, with :class:`~hubbub.broker.InProcessDelivery`.
+def _drop_positioned(channel: str, data: Any, offset: int, epoch: str) -> None:
+    del channel, data, offset, epoch
 
-    ``publish`` delivers synchronously before it returns, so per-channel order is the call order.
+
+def _nothing() -> None:
+    pass
+
+
+class MemoryBroker:
+    """A :class:`~hubbub.broker.Broker` for a single process, with :class:`~hubbub.broker.InProcessDelivery`
+    and :class:`~hubbub.broker.HistoryBroker`.
+
+    ``publish`` and ``publish_history`` deliver synchronously before they return, so per-channel
+    order is the call order. History lives in this process (see ``MemoryHistory``); it never
+    reconnects, so ``reconnected`` is never called.
     """
 
     def __init__(self) -> None:
         self._deliver: Callable[..., None] = _drop
+        self._deliver_history: PositionedDeliverFn = _drop_positioned
         self._channels: set[str] = set()
+        self._history = MemoryHistory()
 
     def attach(self, deliver: DeliverFn) -> None:
         self._deliver = deliver
@@ -63,3 +78,45 @@ class MemoryBroker:
 
     def subscriptions(self) -> frozenset[str]:
         return frozenset(self._channels)
+
+    # -- HistoryBroker -------------------------------------------------------------------------
+
+    def attach_history(self, deliver: PositionedDeliverFn, reconnected: Callable[[], None]) -> None:
+        """Set the receiver of history publications (``reconnected`` is never called here)."""
+        del reconnected
+        self._deliver_history = deliver
+
+    async def publish_history(self, channel: str, data: Any, options: HistoryOptions) -> StreamPosition:
+        """:meth:`publish_history_now` as a coroutine."""
+        return self.publish_history_now(channel, data, options)
+
+    def publish_history_now(self, channel: str, data: Any, options: HistoryOptions) -> StreamPosition:
+        """Store and number ``data``; the history deliver function has run when it returns."""
+        position = self._history.publish(channel, data, options)
+        if channel in self._channels:
+            self._deliver_history(channel, data, position.offset, position.epoch)
+        return position
+
+    async def history(
+        self,
+        channel: str,
+        options: HistoryOptions,
+        *,
+        since: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        """Read ``channel``'s position and kept publications (at once: nothing is awaited)."""
+        return self.history_now(channel, options, since=since, limit=limit, reverse=reverse)
+
+    def history_now(
+        self,
+        channel: str,
+        options: HistoryOptions,
+        *,
+        since: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        """:meth:`history` without the coroutine."""
+        return self._history.read(channel, options, since, limit, reverse)
