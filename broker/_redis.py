@@ -8,9 +8,10 @@ exponential backoff and starts a new session, which resubscribes every channel s
 then turns ``ready`` True again. Nothing is retried silently and no crash is swallowed: every
 session end is logged with its cause and counted in :attr:`RedisBroker.stats`.
 
-The pieces, one module each: the target (``_redis_target``), channel names (``_redis_names``),
-the session (``_redis_session``), the publisher (``_redis_publisher``), the subscriptions and
-receive loop (``_redis_subscriptions``), the supervisor (``_redis_supervisor``) and the coredis
+The pieces, one module each: the target (``_redis_target``), channel names and history keys
+(``_redis_names``), the session (``_redis_session``), the publisher (``_redis_publisher``), the
+subscriptions and receive loop (``_redis_subscriptions``), history reads (``_redis_history``), the
+history scripts (``_history_script``), the supervisor (``_redis_supervisor``) and the coredis
 internals they read (``_coredis_internals``). coredis is imported lazily so that ``memory://``
 works without touching it.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +29,8 @@ import anyio
 import anyio.abc
 
 from ._base import BrokerUnavailable, DeliverFn
+from ._history import HistoryOptions, HistoryPage, PositionedDeliverFn, StreamPosition
+from ._redis_history import HistoryReader
 from ._redis_names import ChannelNames
 from ._redis_publisher import Publisher
 from ._redis_session import BrokerStats, CurrentSession, RedisOptions
@@ -45,7 +49,9 @@ def default_worker_id() -> str:
 
 
 class RedisBroker:
-    """A :class:`~hubbub.broker.Broker` backed by Redis. Use as an async context manager.
+    """A :class:`~hubbub.broker.Broker` backed by Redis, with :class:`~hubbub.broker.HistoryBroker`.
+
+    Use as an async context manager.
 
     ``async with RedisBroker(target) as broker`` starts the supervisor and waits up to
     ``connect_timeout`` for the first connection; if Redis is not there yet it returns anyway
@@ -94,6 +100,7 @@ class RedisBroker:
             cluster=target.kind == "cluster",
         )
         self._subscriptions = Subscriptions(self._current, names, options, self.stats)
+        self._history = HistoryReader(self._current, names, options, self.stats)
         self._supervisor = Supervisor(
             target, options, self.stats, self._current, self._publisher, self._subscriptions
         )
@@ -169,3 +176,28 @@ class RedisBroker:
 
     async def publish(self, channel: str, data: Any) -> None:
         await self._publisher.publish(channel, data)
+
+    # -- HistoryBroker -------------------------------------------------------------------------
+
+    def attach_history(self, deliver: PositionedDeliverFn, reconnected: Callable[[], None]) -> None:
+        """Set the receiver of history publications, and the function called after a reconnect.
+
+        ``reconnected`` runs once a new session (not the first) has every wanted channel again.
+        """
+        self._subscriptions.attach_history(deliver, reconnected)
+
+    async def publish_history(self, channel: str, data: Any, options: HistoryOptions) -> StreamPosition:
+        """Store, number and publish ``data`` in one script call, batched with other publishes."""
+        return await self._publisher.publish_history(channel, data, options)
+
+    async def history(
+        self,
+        channel: str,
+        options: HistoryOptions,
+        *,
+        since: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        """Read ``channel``'s position and stored publications in one script call."""
+        return await self._history.read(channel, options, since, limit, reverse)

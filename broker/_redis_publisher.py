@@ -1,8 +1,14 @@
-"""Publishing on Redis: a queue of pending publishes that one writer per session sends in batches."""
+"""Publishing on Redis: a queue of pending publishes that one writer per session sends in batches.
+
+A publish on a channel with history is the same queued item with the history script's keys and
+arguments: the writer sends it as ``EVALSHA`` in the same pipeline (``EVAL`` again for those Redis
+answered ``NOSCRIPT``), and its answer is the position the publication was stored at.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,10 +19,21 @@ import anyio
 from ._base import BrokerUnavailable
 from ._coredis_internals import shard_names
 from ._envelope import Envelope, encode
+from ._history import HistoryOptions, StreamPosition
+from ._history_script import PUBLISH, READ, publish_args, read_position
 from ._redis_names import ChannelNames
-from ._redis_session import BrokerStats, CurrentSession, RedisOptions, Session, describe
+from ._redis_session import (
+    BrokerStats,
+    CurrentSession,
+    RedisOptions,
+    Session,
+    describe,
+    leaves_connection_unknown,
+)
 
 __all__ = ["Publisher"]
+
+log = logging.getLogger("hubbub.broker.redis")
 
 
 @dataclass(eq=False)
@@ -26,6 +43,10 @@ class _Pending:
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
     abandoned: bool = False
+    #: A history publish: the script's keys and arguments, and the position it answered.
+    keys: tuple[bytes, bytes] | None = None
+    args: list[Any] | None = None
+    position: StreamPosition | None = None
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.done.is_set():
@@ -66,7 +87,24 @@ class Publisher:
         self._current.live()
         started = time.monotonic()
         envelope = Envelope.new(channel, data, publish_id=next(self._seq), origin=self._worker_id)
-        item = _Pending(self._names.redis(channel), encode(envelope))
+        await self._submit(_Pending(self._names.redis(channel), encode(envelope)), channel, started)
+
+    async def publish_history(self, channel: str, data: Any, options: HistoryOptions) -> StreamPosition:
+        """Store, number and publish ``data`` (the history script); returns its position.
+
+        Raises :class:`BrokerUnavailable` when Redis did not take it.
+        """
+        self._current.live()
+        started = time.monotonic()
+        name = self._names.redis(channel)
+        envelope = encode(Envelope.new(channel, data, publish_id=next(self._seq), origin=self._worker_id))
+        args = publish_args(name, envelope, options, sharded=self._cluster)
+        item = _Pending(name, envelope, keys=self._names.history_keys(channel), args=args)
+        await self._submit(item, channel, started)
+        assert item.position is not None
+        return item.position
+
+    async def _submit(self, item: _Pending, channel: str, started: float) -> None:
         self._queue.append(item)
         self._queue_event.set()
         timeout = self._options.publish_timeout
@@ -122,12 +160,18 @@ class Publisher:
         names = [item.name for item in batch]
         shards = shard_names(session.client, names) if self._cluster else None
         try:
-            async with session.client.pipeline(
-                transaction=False, raise_on_error=False, timeout=self._options.publish_timeout
-            ) as pipe:
-                for item in batch:
-                    session.publish(pipe, item.name, item.data)
-            results = pipe.results
+            history = any(item.keys is not None for item in batch)
+            if history and not session.scripts_loaded:
+                await self._load_scripts(session)
+            results = await self._pipeline(session, batch, text=False)
+            if history:
+                from coredis.exceptions import NoScriptError
+
+                retry = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+                if retry:  # the scripts were flushed since: EVAL loads it again
+                    again = await self._pipeline(session, [batch[i] for i in retry], text=True)
+                    for i, result in zip(retry, again, strict=True):
+                        results[i] = result
         except BaseException as exc:
             for item in batch:
                 item.finish(exc)
@@ -144,5 +188,44 @@ class Publisher:
                 # coredis followed a MOVED redirect: the slot changed owner during the publish,
                 # so the subscribers on the old shard (this worker's included) may not have it.
                 item.finish(BrokerUnavailable("the channel's cluster slot moved during the publish"))
+            elif isinstance(result, BaseException):
+                item.finish(result)
+            elif item.keys is None:
+                item.finish()
             else:
-                item.finish(result if isinstance(result, BaseException) else None)
+                try:
+                    item.position = read_position(result)
+                except ValueError as exc:
+                    item.finish(exc)
+                else:
+                    item.finish()
+
+    async def _pipeline(self, session: Session, batch: list[_Pending], *, text: bool) -> list[Any]:
+        """Send ``batch`` as one pipeline; the history scripts by SHA, or as ``text``."""
+        async with session.client.pipeline(
+            transaction=False, raise_on_error=False, timeout=self._options.publish_timeout
+        ) as pipe:
+            for item in batch:
+                if item.keys is None:
+                    session.publish(pipe, item.name, item.data)
+                elif text:
+                    pipe.eval(PUBLISH.text, item.keys, item.args)
+                else:
+                    pipe.evalsha(PUBLISH.sha, item.keys, item.args)
+        return list(pipe.results)
+
+    async def _load_scripts(self, session: Session) -> None:
+        """``SCRIPT LOAD`` the history scripts (on every node of a cluster), once per session.
+
+        So that ``EVALSHA`` finds them: a ``NOSCRIPT`` retried with ``EVAL`` would come after later
+        publishes on the same channel that found the script another worker had loaded meanwhile.
+        """
+        session.scripts_loaded = True
+        try:
+            with anyio.fail_after(self._options.publish_timeout):
+                for script in (PUBLISH, READ):
+                    await session.client.script_load(script.text)
+        except Exception as exc:
+            if leaves_connection_unknown(exc):
+                raise
+            log.warning("redis broker: SCRIPT LOAD refused (%s); history publishes use EVAL", describe(exc))

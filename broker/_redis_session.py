@@ -7,7 +7,7 @@ whether the broker is ready and whether it is closing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,8 @@ __all__ = [
     "Session",
     "SessionEnded",
     "describe",
+    "leaves_connection_unknown",
+    "on_session",
     "open_session",
 ]
 
@@ -83,6 +85,8 @@ class Session:
     writer_idle: anyio.Event = field(default_factory=anyio.Event)
     tg: anyio.abc.TaskGroup | None = None
     draining: bool = False
+    #: Whether the history scripts were sent with ``SCRIPT LOAD`` on this session.
+    scripts_loaded: bool = False
 
     def __post_init__(self) -> None:
         self.writer_idle.set()
@@ -144,6 +148,33 @@ def describe(exc: BaseException) -> str:
     if cause is not None and not isinstance(cause, BaseExceptionGroup):
         text += f" ({type(cause).__name__}: {cause})"
     return text
+
+
+async def on_session(session: Session, call: Awaitable[Any], timeout: float) -> Any:
+    """Await ``call`` within ``timeout``; end it with BrokerUnavailable as soon as ``session`` ends."""
+    with anyio.CancelScope() as scope:
+        session.waiters.add(scope)
+        try:
+            with anyio.fail_after(timeout):
+                return await call
+        finally:
+            session.waiters.discard(scope)
+    raise BrokerUnavailable("connection to redis lost")
+
+
+def leaves_connection_unknown(exc: BaseException) -> bool:
+    """Whether a failed command may have left the connection out of step (lost, timed out).
+
+    A command Redis refused with an error reply (an ACL denial, say) leaves the connection as it
+    was: that failure belongs to the one call, never to every channel of the session.
+    """
+    if isinstance(exc, BrokerUnavailable):
+        return False
+    try:
+        from coredis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(exc, ResponseError)
 
 
 def _publish(pipe: Any, name: bytes, data: bytes) -> Any:

@@ -11,8 +11,17 @@ import anyio
 
 from ._base import BrokerUnavailable, DeliverFn
 from ._envelope import EnvelopeError, decode
+from ._history import PositionedDeliverFn
 from ._redis_names import ChannelNames
-from ._redis_session import BrokerStats, CurrentSession, RedisOptions, Session, describe
+from ._redis_session import (
+    BrokerStats,
+    CurrentSession,
+    RedisOptions,
+    Session,
+    describe,
+    leaves_connection_unknown,
+    on_session,
+)
 
 __all__ = ["Subscriptions"]
 
@@ -26,12 +35,21 @@ def _drop(channel: str, data: Any) -> None:
     del channel, data
 
 
+def _drop_positioned(channel: str, data: Any, offset: int, epoch: str) -> None:
+    del channel, data, offset, epoch
+
+
+def _nothing() -> None:
+    pass
+
+
 class Subscriptions:
     """The wanted channels, kept subscribed on the current session, and delivery of what arrives.
 
     A channel is wanted from :meth:`subscribe` until :meth:`unsubscribe`; each new session
     subscribes all of them again (:meth:`resubscribe`). :meth:`receive` is the session's receive
-    loop: it hands each message of a wanted channel to the attached deliver function.
+    loop: it hands each message of a wanted channel to the attached deliver function (the history
+    one when the envelope carries an offset).
     """
 
     def __init__(
@@ -42,12 +60,25 @@ class Subscriptions:
         self._options = options
         self._stats = stats
         self._deliver: DeliverFn = _drop
+        self._deliver_history: PositionedDeliverFn = _drop_positioned
+        self._reconnected: Callable[[], None] = _nothing
         self.wanted: set[str] = set()
         self._expected_unsub: Counter[str] = Counter()
         self._lock = anyio.Lock()
 
     def attach(self, deliver: DeliverFn) -> None:
         self._deliver = deliver
+
+    def attach_history(self, deliver: PositionedDeliverFn, reconnected: Callable[[], None]) -> None:
+        self._deliver_history = deliver
+        self._reconnected = reconnected
+
+    def reconnected(self) -> None:
+        """Tell the attached function that a new session has every wanted channel again."""
+        try:
+            self._reconnected()
+        except Exception:
+            log.exception("redis broker: the reconnected callback raised")
 
     def new_session(self) -> None:
         """Forget the unsubscribes awaited from the previous session."""
@@ -65,7 +96,7 @@ class Subscriptions:
             except BaseException as exc:
                 self.wanted.discard(channel)
                 if isinstance(exc, Exception):
-                    if _leaves_connection_unknown(exc):
+                    if leaves_connection_unknown(exc):
                         # Redis's view of this connection is unknown now: rebuild the session.
                         session.abort(exc)
                     raise BrokerUnavailable(f"subscribe {channel!r} failed: {describe(exc)}") from exc
@@ -129,33 +160,13 @@ class Subscriptions:
             return
         self._stats.received += 1
         try:
-            self._deliver(channel, envelope.payload)
+            if envelope.offset is None:
+                self._deliver(channel, envelope.payload)
+            else:
+                self._deliver_history(channel, envelope.payload, envelope.offset, envelope.epoch or "")
         except Exception:
             self._stats.deliver_errors += 1
             log.exception("redis broker: deliver() raised for channel %r", channel)
 
     async def _on_session(self, session: Session, call: Awaitable[Any]) -> Any:
-        """Await ``call``; end it with BrokerUnavailable as soon as ``session`` ends."""
-        with anyio.CancelScope() as scope:
-            session.waiters.add(scope)
-            try:
-                with anyio.fail_after(self._options.subscribe_timeout):
-                    return await call
-            finally:
-                session.waiters.discard(scope)
-        raise BrokerUnavailable("connection to redis lost")
-
-
-def _leaves_connection_unknown(exc: BaseException) -> bool:
-    """Whether a failed command may have left the connection out of step (lost, timed out).
-
-    A command Redis refused with an error reply (an ACL denial, say) leaves the connection as it
-    was: that failure belongs to the one call, never to every channel of the session.
-    """
-    if isinstance(exc, BrokerUnavailable):
-        return False
-    try:
-        from coredis.exceptions import ResponseError
-    except ImportError:  # pragma: no cover
-        return True
-    return not isinstance(exc, ResponseError)
+        return await on_session(session, call, self._options.subscribe_timeout)

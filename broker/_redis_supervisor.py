@@ -55,6 +55,8 @@ class Supervisor:
         self._publisher = publisher
         self._subscriptions = subscriptions
         self._reached_ready = False
+        #: Whether some session was ready before (the next one to be ready is a reconnect).
+        self._was_ready = False
         self._idle_scope = anyio.CancelScope()
         self.stopped = anyio.Event()
 
@@ -140,6 +142,9 @@ class Supervisor:
                         self._target.describe(),
                         len(self._subscriptions.wanted),
                     )
+                    if self._was_ready:
+                        self._subscriptions.reconnected()
+                    self._was_ready = True
                     await anyio.sleep_forever()
                 finally:
                     # Fail fast: publishers and subscribers learn now, not after the teardown.

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 import trio
 
-from hubbub.broker import ManagedBroker, open_broker
-
-BrokerOpener = Callable[[], AbstractAsyncContextManager[ManagedBroker]]
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", id="memory"),
-        pytest.param("redis", id="redis", marks=pytest.mark.redis),
-        pytest.param("cluster", id="cluster", marks=pytest.mark.redis),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def broker_url(backend: str, request: pytest.FixtureRequest) -> str:
-    if backend == "memory":
-        return "memory://"
-    if backend == "redis":
-        return str(request.getfixturevalue("redis_server").url)
-    return str(request.getfixturevalue("redis_cluster").url)
-
-
-@pytest.fixture
-def open_worker(broker_url: str, prefix: str) -> BrokerOpener:
-    """Opens a broker as one more "worker" on this test's prefix."""
-    counter = iter(range(1000))
-
-    def opener() -> AbstractAsyncContextManager[ManagedBroker]:
-        return open_broker(broker_url, prefix=prefix, worker_id=f"w{next(counter)}")
-
-    return opener
+from .conftest import BrokerOpener
 
 
 def same_shard(*names: str) -> list[str]:
