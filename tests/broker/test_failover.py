@@ -429,8 +429,9 @@ def _cluster_nodes(port: int) -> dict[int, tuple[str, set[int]]]:
     return nodes
 
 
-def _move_slot(cluster: RedisCluster, slot: int, to_port: int) -> int:
-    """Move an empty ``slot`` to the master on ``to_port``; return the port that owned it."""
+def _move_slot(cluster: RedisCluster, slot: int, to_port: int, keys: tuple[str, ...] = ()) -> int:
+    """Move ``slot`` (empty but for ``keys``, which are migrated) to the master on ``to_port``;
+    return the port that owned it."""
     ports = [n.port for n in cluster.nodes]
     nodes = _cluster_nodes(ports[0])
     from_port = next(p for p, (_, slots) in nodes.items() if slot in slots)
@@ -439,6 +440,9 @@ def _move_slot(cluster: RedisCluster, slot: int, to_port: int) -> int:
     src_id, dst_id = nodes[from_port][0], nodes[to_port][0]
     assert "OK" in cli_sync(to_port, "cluster", "setslot", str(slot), "importing", src_id)
     assert "OK" in cli_sync(from_port, "cluster", "setslot", str(slot), "migrating", dst_id)
+    if keys:
+        migrated = cli_sync(from_port, "migrate", "127.0.0.1", str(to_port), "", "0", "5000", "keys", *keys)
+        assert "OK" in migrated, migrated
     assert cli_sync(from_port, "cluster", "countkeysinslot", str(slot)).strip() == "0"
     for port in [to_port, from_port, *(p for p in ports if p not in (to_port, from_port))]:
         assert "OK" in cli_sync(port, "cluster", "setslot", str(slot), "node", dst_id)

@@ -4,7 +4,6 @@ a restart or a lost meta key, the ``reconnected`` callback, the script cache flu
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,8 @@ from hubbub.broker import (
     open_broker,
 )
 
-from .conftest import REDIS_CLI, BrokerOpener, free_port
+from .conftest import BrokerOpener, RedisCluster, free_port, wait_until
+from .test_failover import _cluster_nodes, _move_slot, _slot_owner_everywhere, cli_sync
 
 KEEP = HistoryOptions(size=100, ttl=60)
 FAST = {"backoff_initial": 0.02, "backoff_max": 0.3, "connect_timeout": 2.0, "publish_timeout": 3.0}
@@ -58,16 +58,6 @@ def history_of(broker: ManagedBroker) -> HistoryBroker:
 
 def never() -> None:
     raise AssertionError("reconnected called without a reconnect")
-
-
-def redis_cli(port: int, *args: str) -> str:
-    return subprocess.run(
-        [REDIS_CLI, "-h", "127.0.0.1", "-p", str(port), *args],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
 
 
 async def wait_until_true(
@@ -333,7 +323,7 @@ async def test_flushall_starts_a_new_epoch(own_redis_server: Any, prefix: str) -
             old = await history.publish_history("f", i, KEEP)
         assert old.offset == 3
         assert await history.publish_history("f", 3, KEEP) == StreamPosition(4, old.epoch)
-        redis_cli(own_redis_server.port, "FLUSHALL")
+        cli_sync(own_redis_server.port, "FLUSHALL")
         new = await history.publish_history("f", "after", KEEP)
         assert new.offset == 1 and new.epoch != old.epoch
         assert (await history.history("f", KEEP)).entries == [HistoryEntry(1, "after")]
@@ -346,8 +336,8 @@ async def test_a_lost_meta_drops_the_old_entries(redis_server: Any, prefix: str)
         assert isinstance(broker, RedisBroker)
         old = [await broker.publish_history("lost", i, KEEP) for i in range(3)][-1]
         meta, stream = broker._publisher._names.history_keys("lost")
-        assert redis_cli(redis_server.port, "XLEN", stream.decode()).strip() == "3"
-        redis_cli(redis_server.port, "DEL", meta.decode())
+        assert cli_sync(redis_server.port, "XLEN", stream.decode()).strip() == "3"
+        cli_sync(redis_server.port, "DEL", meta.decode())
         new = await broker.publish_history("lost", "new", KEEP)
         assert new.offset == 1 and new.epoch != old.epoch
         assert (await broker.history("lost", KEEP)).entries == [HistoryEntry(1, "new")]
@@ -375,7 +365,7 @@ async def test_reconnected_is_called_after_the_subscriptions_are_back(
         await history.publish_history("r", "before", KEEP)
         await positioned.wait_count("r", 1)
         assert reconnects == 0  # the first session is no reconnect
-        redis_cli(own_redis_server.port, "CLIENT", "KILL", "TYPE", "pubsub")
+        cli_sync(own_redis_server.port, "CLIENT", "KILL", "TYPE", "pubsub")
         with trio.fail_after(15):
             await back.wait()
         assert reconnects == 1
@@ -408,9 +398,9 @@ async def test_a_flushed_script_cache_falls_back_to_eval(own_redis_server: Any, 
     async with open_broker(own_redis_server.url, prefix=prefix) as broker:
         history = history_of(broker)
         first = await history.publish_history("n", 1, KEEP)
-        redis_cli(own_redis_server.port, "SCRIPT", "FLUSH")
+        cli_sync(own_redis_server.port, "SCRIPT", "FLUSH")
         assert await history.publish_history("n", 2, KEEP) == StreamPosition(2, first.epoch)
-        redis_cli(own_redis_server.port, "SCRIPT", "FLUSH")
+        cli_sync(own_redis_server.port, "SCRIPT", "FLUSH")
         assert (await history.history("n", KEEP)).entries == [HistoryEntry(1, 1), HistoryEntry(2, 2)]
 
 
@@ -435,3 +425,35 @@ async def test_unencodable_history_data_is_a_type_error(redis_server: Any, prefi
         with pytest.raises(TypeError):
             await history.publish_history("c", object(), KEEP)
         assert (await history.publish_history("c", "fine", KEEP)).offset == 1
+
+
+@pytest.mark.redis
+@pytest.mark.trio
+@pytest.mark.timeout(30)
+async def test_a_history_publish_redirected_by_moved_fails_and_the_history_moves_with_its_keys(
+    redis_cluster: RedisCluster, prefix: str
+) -> None:
+    """The slot moves (keys migrated) behind the broker's back: the publish that coredis had to
+    follow through MOVED raises BrokerUnavailable (the old shard's subscribers missed it), but
+    the script ran on the new owner, so the offsets go on in the same epoch."""
+    cluster = redis_cluster
+    async with open_broker(cluster.url, prefix=prefix) as broker:
+        assert isinstance(broker, RedisBroker)
+        meta, stream = (key.decode() for key in broker._publisher._names.history_keys("moving"))
+        slot = int(cli_sync(cluster.nodes[0].port, "cluster", "keyslot", meta).strip())
+        assert slot == int(cli_sync(cluster.nodes[0].port, "cluster", "keyslot", prefix + "moving").strip())
+        first = await broker.publish_history("moving", 1, KEEP)
+        from_port = next(
+            p for p, (_, slots) in _cluster_nodes(cluster.nodes[0].port).items() if slot in slots
+        )
+        to_port = next(n.port for n in cluster.nodes if n.port != from_port)
+        try:
+            _move_slot(cluster, slot, to_port, (meta, stream))
+            with pytest.raises(BrokerUnavailable, match="slot moved"):
+                await broker.publish_history("moving", 2, KEEP)
+            assert await broker.publish_history("moving", 3, KEEP) == StreamPosition(3, first.epoch)
+            page = await broker.history("moving", KEEP)
+            assert page.entries == [HistoryEntry(1, 1), HistoryEntry(2, 2), HistoryEntry(3, 3)]
+        finally:  # give the slot back so the shared cluster keeps its original layout
+            _move_slot(cluster, slot, from_port, (meta, stream))
+            wait_until(lambda: _slot_owner_everywhere(cluster, slot, from_port), "slot moved back", 10, 0.05)
