@@ -3,7 +3,10 @@
 The official codec is msgpack-lite (``binarraybuffer: true, preset: false``) after a "compression" step
 that folds each packet into a positional array:
 
-* ``{"event": "#publish", "data": {"channel", "data"}, "cid"?}`` -> ``{"p": [channel, data(, cid)]}``
+* ``{"event": "#publish", "data": {"channel", "data"}, "cid"?}`` -> ``{"p": [channel, data(, cid)]}``.
+  A ``#publish`` whose data has more members (a history channel's ``offset`` and ``epoch``, see
+  ``docs/recovery-protocol.md``) takes the ``e`` envelope instead, which keeps them; sc-codec-min-bin
+  decodes both to the same packet (it would drop the extra members from a ``p``).
 * ``{"event", "data", "cid"?}`` -> ``{"e": [event, data(, cid)]}`` (a missing ``data`` is written as nil)
 * ``{"rid", "error"?, "data"?}`` -> ``{"r": [rid, error, data]}``
 
@@ -79,13 +82,18 @@ def _js_own_props(value: Any) -> dict[Any, Any]:
     return {}
 
 
+def _publish_extras(data: Any) -> bool:
+    """A ``#publish`` data object with members the ``p`` envelope would drop (``offset``, ``epoch``)."""
+    return isinstance(data, dict) and any(key != "channel" and key != "data" for key in data)
+
+
 def _compress(packet: Any) -> dict[Any, Any]:
     """``compressSinglePacket``: copy the packet and fold its envelope into ``p``, ``e`` or ``r``."""
     obj = dict(packet) if type(packet) is dict else _js_own_props(packet)
     event = obj.get("event")
     if event is not None:
         data = obj.get("data")
-        if event == "#publish" and data is not None:
+        if event == "#publish" and data is not None and not _publish_extras(data):
             key = "p"
             arr = [data.get("channel"), data.get("data")] if isinstance(data, dict) else [None, None]
         else:

@@ -102,6 +102,15 @@ def test_publish_packets() -> None:
     assert _wire({"event": "#publish", "data": {}}) == {"p": [None, None]}
 
 
+def test_publish_with_offset_and_epoch_keeps_them_in_the_e_envelope() -> None:
+    # A history channel's publication: the p envelope has no room for offset and epoch.
+    data = {"channel": "hist/1", "data": {"i": 1}, "offset": 7, "epoch": "k3j9x0"}
+    publish = {"event": "#publish", "data": data}
+    assert _wire(publish) == {"e": ["#publish", data]}
+    assert codec.decode(codec.encode(publish)) == publish
+    assert codec.decode(codec.encode([publish, publish])) == [publish, publish]
+
+
 def test_event_packets() -> None:
     assert _wire({"event": "greet", "data": "world"}) == {"e": ["greet", "world"]}
     assert _wire({"event": "echo", "data": 1, "cid": 7}) == {"e": ["echo", 1, 7]}
