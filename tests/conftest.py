@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "tests" / "interop"
@@ -170,6 +171,15 @@ def stop_and_close(started: list[RunningProcess]) -> None:
     for running in started:
         if running.proc.stdout is not None:
             running.proc.stdout.close()
+
+
+async def reap(process: trio.Process) -> None:
+    """Kill ``process`` unless it exited, and wait for it: shielded from cancellation, at most 5 s."""
+    with trio.move_on_after(5) as scope:
+        scope.shield = True
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 ServerFactory = Callable[..., RunningProcess]

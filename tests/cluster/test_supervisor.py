@@ -26,7 +26,7 @@ import trio
 
 from hubbub.client import Connected, Disconnected, RemoteError, connect
 
-from ..conftest import INTEROP, RedisProcess, raw_peer
+from ..conftest import INTEROP, RedisProcess, raw_peer, reap
 from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
 MESSAGES = 1000
@@ -91,11 +91,7 @@ async def test_official_client_on_one_worker_receives_python_publishes_from_anot
                     done = await receive.receive()
             nursery.cancel_scope.cancel()
     finally:
-        with trio.move_on_after(5) as scope:
-            scope.shield = True
-            if node.returncode is None:
-                node.kill()
-            await node.wait()
+        await reap(node)
     assert done["event"] == "done", done
     assert done["order"] == list(range(MESSAGES))
     latencies = sorted(done["latencies_ms"])

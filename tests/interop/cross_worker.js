@@ -14,45 +14,16 @@
 // Exit 0 when done; 2 on error or when --timeout (default 30000 ms) passes first.
 
 const {performance} = require('perf_hooks');
-const socketClusterClient = require('socketcluster-client');
-const scCodecMinBin = require('sc-codec-min-bin');
+const {parseArgs, emit, fail, failAfter, createSocket} = require('./lib/script');
 
-function parseArgs(argv) {
-  const opts = {codec: 'json', count: '1', timeout: '30000'};
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
-      console.error(`cross_worker.js: bad argument ${argv[i]}`);
-      process.exit(3);
-    }
-    opts[argv[i].slice(2)] = argv[i + 1];
-  }
-  return opts;
-}
-
-const args = parseArgs(process.argv.slice(2));
-const url = new URL(args.url);
+const args = parseArgs('cross_worker.js', {codec: 'json', count: '1', timeout: '30000'});
 const count = Number(args.count);
 const nowMs = () => performance.timeOrigin + performance.now();
 
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-setTimeout(() => {
-  emit({event: 'error', error: `timed out after ${args.timeout} ms`});
-  process.exit(2);
-}, Number(args.timeout)).unref();
+failAfter(args.timeout);
 
 (async () => {
-  const socket = socketClusterClient.create({
-    hostname: url.hostname,
-    port: Number(url.port),
-    path: url.pathname,
-    codecEngine: args.codec === 'minbin' ? scCodecMinBin : undefined,
-    ackTimeout: 5000,
-    connectTimeout: 5000,
-    autoReconnect: false,
-  });
+  const socket = createSocket(args.url, args.codec);
   const {pid} = await socket.invoke('worker');
   const channel = socket.subscribe(args.channel);
   await channel.listener('subscribe').once();
@@ -67,7 +38,4 @@ setTimeout(() => {
   emit({event: 'done', pid, order, latencies_ms: latencies});
   socket.disconnect();
   process.exit(0);
-})().catch((error) => {
-  emit({event: 'error', error: String(error && error.stack || error)});
-  process.exit(2);
-});
+})().catch(fail);
