@@ -42,10 +42,13 @@ from ._events import ConnectFailed as ConnectFailed
 from ._events import Disconnected as Disconnected
 from ._events import KickedOut as KickedOut
 from ._events import Reconnecting as Reconnecting
+from ._events import Resubscribed as Resubscribed
 from ._events import TokenChanged as TokenChanged
 from ._handlers import Handler as Handler
 from ._lifecycle import ClientState as ClientState
 from ._options import ClientOptions as ClientOptions
+from ._recovery import Publication as Publication
+from ._recovery import StreamPosition as StreamPosition
 
 __all__ = [
     "AckTimeoutError",
@@ -75,10 +78,13 @@ __all__ = [
     "MemoryTokenStore",
     "NotConnectedError",
     "Overflow",
+    "Publication",
     "ReconnectOptions",
     "Reconnecting",
     "RemoteError",
+    "Resubscribed",
     "SCError",
+    "StreamPosition",
     "TokenChanged",
     "TokenStore",
     "connect",

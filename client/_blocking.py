@@ -31,6 +31,7 @@ from ._events import ClientEvent
 from ._handlers import Handler
 from ._lifecycle import ClientState
 from ._options import ClientOptions
+from ._recovery import Publication, StreamPosition
 
 __all__ = ["BlockingChannel", "BlockingClient", "connect_blocking"]
 
@@ -78,9 +79,37 @@ class BlockingChannel(_BlockingIterator):
         """``PENDING``, ``SUBSCRIBED`` or ``UNSUBSCRIBED``."""
         return self._channel.state
 
+    @property
+    def position(self) -> StreamPosition | None:
+        """The position of the last publication handed out (see ``Channel.position``)."""
+        return self._channel.position
+
+    @property
+    def recovered(self) -> bool | None:
+        """Whether the last resubscribe recovered (None before any; see ``Channel.recovered``)."""
+        return self._channel.recovered
+
+    @property
+    def recovery_reason(self) -> str | None:
+        """Why the last resubscribe did not recover (see ``Channel.recovery_reason``)."""
+        return self._channel.recovery_reason
+
     def wait_subscribed(self, timeout: float | None = None) -> None:
         """Block until the server confirmed the subscription (see ``Channel.wait_subscribed``)."""
         self._portal.call(functools.partial(self._channel.wait_subscribed, timeout))
+
+    def wait_resubscribed(self, timeout: float | None = None) -> bool:
+        """Block until the next resubscribe is answered; whether it recovered."""
+        return bool(self._portal.call(functools.partial(self._channel.wait_resubscribed, timeout)))
+
+    def receive_publication(self, timeout: float | None = None) -> Publication:
+        """The next message with its offset and epoch (ends as ``receive``)."""
+        publication: Publication = self.publications().receive(timeout)
+        return publication
+
+    def publications(self) -> _BlockingIterator:
+        """``for publication in channel.publications():`` the messages with their positions."""
+        return _BlockingIterator(self._portal, self._channel.publications())
 
     def unsubscribe(self) -> None:
         """Stop this subscription handle."""

@@ -5,12 +5,15 @@ call returns its own :class:`Channel` handle with its own bounded buffer, so two
 same channel independently. The wire subscription ends when the last handle is closed.
 
 States follow socketcluster-client: ``pending`` (asked for, not confirmed; also after every
-disconnect until the client resubscribes), ``subscribed``, ``unsubscribed``.
+disconnect until the client resubscribes), ``subscribed``, ``unsubscribed``. A subscription's
+place in its channel's history is its :class:`~hubbub.client._recovery.Recovery`; each handle
+knows the position of the last publication it handed out.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -20,6 +23,7 @@ import anyio.lowlevel
 
 from ._buffer import MessageBuffer, Notifier, Overflow
 from ._errors import ClientError
+from ._recovery import Publication, Recovery, StreamPosition, check_position, recover_data
 
 __all__ = ["Channel", "ChannelState", "SubscribeOptions", "Subscription"]
 
@@ -36,19 +40,40 @@ class ChannelState(enum.Enum):
 class SubscribeOptions:
     """``data`` goes to the server's subscribe middleware (only when truthy, as the official client does);
     ``wait_for_auth`` holds the request until the client is authenticated; ``priority`` orders
-    resubscription after a reconnect (highest first)."""
+    resubscription after a reconnect (highest first). ``recover`` sends the subscription's position
+    in ``data["recover"]`` when it subscribes again (``data`` must then be a dict or None);
+    ``since`` is a position to recover from on the first subscribe (it needs ``recover``).
+    """
 
     data: Any = None
     wait_for_auth: bool = False
     priority: int = 0
+    recover: bool = False
+    since: StreamPosition | None = None
 
-    def wire(self, channel: str) -> dict[str, Any]:
-        """The ``#subscribe`` payload."""
+    def __post_init__(self) -> None:
+        if self.since is not None:
+            if not self.recover:
+                raise ValueError("since= needs recover=True")
+            check_position(self.since, "since")
+        if not self.recover:
+            return
+        if self.data is not None and not isinstance(self.data, dict):
+            raise TypeError(
+                "with recover=True, data must be a dict or None (the position is sent in it under "
+                f"'recover'), got {type(self.data).__name__}"
+            )
+        if isinstance(self.data, dict) and "recover" in self.data:
+            raise ValueError("with recover=True, data must not have a 'recover' key (the client sets it)")
+
+    def wire(self, channel: str, position: StreamPosition | None = None) -> dict[str, Any]:
+        """The ``#subscribe`` payload; with ``position``, asking to recover from it."""
         payload: dict[str, Any] = {"channel": channel}
         if self.wait_for_auth:
             payload["waitForAuth"] = True
-        if self.data:
-            payload["data"] = self.data
+        data = self.data if position is None else recover_data(self.data, position)
+        if data:
+            payload["data"] = data
         return payload
 
 
@@ -66,6 +91,7 @@ class Subscription:
         self.handles: set[Channel] = set()
         self.call_id: int | None = None  # the #subscribe request in flight
         self.notifier = notifier
+        self.recovery = Recovery(options.recover, options.since)
 
     @property
     def in_flight(self) -> bool:
@@ -77,11 +103,26 @@ class Subscription:
         self.state = state
         self.notifier.notify()
 
-    def deliver(self, data: Any) -> list[Channel]:
-        """Buffer ``data`` in every handle; return the handles whose buffer overflowed (now ended)."""
+    def wire(self) -> dict[str, Any]:
+        """The ``#subscribe`` payload to send now (with the position to recover from, if any)."""
+        return self.options.wire(self.name, self.recovery.request())
+
+    def confirm(self, answer: Any) -> bool:
+        """The server confirmed the subscription with ``answer``; True when it was a resubscribe."""
+        before = self.recovery.position
+        resubscribed = self.recovery.confirmed(answer)
+        if self.recovery.position != before:
+            for handle in self.handles:
+                if not len(handle._buffer):
+                    handle._position = self.recovery.position
+        self.set_state(ChannelState.SUBSCRIBED)
+        return resubscribed
+
+    def deliver(self, publication: Publication) -> list[Channel]:
+        """Buffer ``publication`` in every handle; return the handles whose buffer overflowed (now ended)."""
         ended = []
         for handle in list(self.handles):
-            handle._buffer.put(data)
+            handle._buffer.put(publication)
             if handle._buffer.closed:
                 ended.append(handle)
         return ended
@@ -104,18 +145,21 @@ class Channel:
             async for message in channel:
                 ...
 
-    Iteration waits through reconnects (the client resubscribes by itself). It stops after an
-    :meth:`unsubscribe`, and raises after the buffered messages when the subscription ended otherwise:
-    :class:`~hubbub.client.RemoteError` (subscribe refused), :class:`~hubbub.client.KickedOutError`,
-    :class:`~hubbub.client.ChannelOverflowError`, :class:`~hubbub.client.ConnectionClosedError`.
+    Iteration yields each message's data and waits through reconnects (the client resubscribes by
+    itself); :meth:`publications` yields :class:`Publication` objects (data, offset, epoch) instead.
+    It stops after an :meth:`unsubscribe`, and raises after the buffered messages when the
+    subscription ended otherwise: :class:`~hubbub.client.RemoteError` (subscribe refused),
+    :class:`~hubbub.client.KickedOutError`, :class:`~hubbub.client.ChannelOverflowError`,
+    :class:`~hubbub.client.ConnectionClosedError`.
     """
 
     def __init__(self, owner: _Owner, subscription: Subscription, max_size: int, overflow: Overflow) -> None:
         self._owner = owner
         self._subscription = subscription
-        self._buffer: MessageBuffer[Any] = MessageBuffer(max_size, overflow)
+        self._buffer: MessageBuffer[Publication] = MessageBuffer(max_size, overflow)
         self._ended = False
         self._error: BaseException | None = None
+        self._position = subscription.recovery.position
 
     @property
     def name(self) -> str:
@@ -144,6 +188,28 @@ class Channel:
         """How many messages wait in the buffer."""
         return len(self._buffer)
 
+    @property
+    def position(self) -> StreamPosition | None:
+        """Where this handle stands in the channel's history: the position of the last publication it
+        handed out, else the one the server gave when subscribing (None for a channel without history).
+
+        Store it with what you did with the messages; ``subscribe(name, recover=True, since=position)``
+        continues from there.
+        """
+        return self._position
+
+    @property
+    def recovered(self) -> bool | None:
+        """None until the channel was subscribed again (after a reconnect, or first with ``since``);
+        then whether the last resubscribe recovered every missed publication."""
+        return self._subscription.recovery.recovered
+
+    @property
+    def recovery_reason(self) -> str | None:
+        """Why the last resubscribe did not recover (the server's reason, such as ``"epoch changed"``
+        or ``"too many missed"``, or the client's); None when it did."""
+        return self._subscription.recovery.reason
+
     async def wait_subscribed(self, timeout: float | None = None) -> None:
         """Wait until the server confirmed the subscription.
 
@@ -160,15 +226,42 @@ class Channel:
         with anyio.fail_after(timeout):
             await self._subscription.notifier.wait_for(lambda: self.state is ChannelState.UNSUBSCRIBED)
 
+    async def wait_resubscribed(self, timeout: float | None = None) -> bool:
+        """Wait for the next resubscribe to be answered; whether it recovered (see :attr:`recovered`).
+
+        Raises like :meth:`wait_subscribed` if the subscription ends first. (The client's event stream
+        has a :class:`~hubbub.client.Resubscribed` event for every resubscribe, none missed.)
+        """
+        recovery = self._subscription.recovery
+        seen = recovery.resubscriptions
+        with anyio.fail_after(timeout):
+            await self._subscription.notifier.wait_for(
+                lambda: recovery.resubscriptions > seen or self.state is ChannelState.UNSUBSCRIBED
+            )
+        if recovery.resubscriptions == seen:
+            raise self._error or ClientError(f"channel {self.name!r} was unsubscribed")
+        return bool(recovery.recovered)
+
     async def receive(self) -> Any:
-        """The next message (see the class docstring for how it ends)."""
-        return await self._buffer.get()
+        """The next message's data (see the class docstring for how it ends)."""
+        return (await self.receive_publication()).data
+
+    async def receive_publication(self) -> Publication:
+        """The next message as a :class:`Publication`, with its offset and epoch."""
+        publication = await self._buffer.get()
+        if publication.offset is not None:
+            self._position = publication.position
+        return publication
+
+    def publications(self) -> AsyncIterator[Publication]:
+        """``async for publication in channel.publications():`` the messages with their positions."""
+        return _Publications(self)
 
     def __aiter__(self) -> Channel:
         return self
 
     async def __anext__(self) -> Any:
-        return await self._buffer.get()
+        return await self.receive()
 
     async def unsubscribe(self) -> None:
         """Stop this handle; the last handle of a channel unsubscribes it on the server."""
@@ -194,3 +287,16 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"<Channel {self.name!r} {self.state.value}>"
+
+
+class _Publications:
+    """A channel's messages as :class:`Publication` objects (they share the channel's buffer)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> _Publications:
+        return self
+
+    async def __anext__(self) -> Publication:
+        return await self._channel.receive_publication()

@@ -32,6 +32,7 @@ from ._handlers import Handler, Handlers
 from ._inbound import Inbound
 from ._lifecycle import ClientState, Lifecycle, SessionHooks
 from ._options import ClientOptions, OptionView
+from ._recovery import StreamPosition
 from ._session import Session
 from ._subscriptions import Subscriptions
 from ._websocket import normalize_url
@@ -51,6 +52,8 @@ class ClientStatistics:
     publications: int = 0
     #: ``#publish`` messages for channels this client is not subscribed to (dropped).
     ignored_publications: int = 0
+    #: ``#publish`` messages at or below their channel's known offset (dropped as duplicates).
+    duplicate_publications: int = 0
 
 
 class Client:
@@ -95,6 +98,7 @@ class Client:
             self._notifier,
             spawn=self._life.spawn,
             is_authenticated=lambda: self._auth.is_authenticated,
+            events=self._events,
         )
         self._auth = Authenticator(
             self.token_store,
@@ -150,13 +154,8 @@ class Client:
 
     def statistics(self) -> ClientStatistics:
         """Counters for monitoring and tests (a copy)."""
-        subscriptions = self._subscriptions
-        return ClientStatistics(
-            connections=self._life.connections,
-            pending_calls=len(self._calls),
-            publications=subscriptions.publications,
-            ignored_publications=subscriptions.ignored_publications,
-        )
+        counts = self._subscriptions.counters()
+        return ClientStatistics(connections=self._life.connections, pending_calls=len(self._calls), **counts)
 
     def channel_names(self) -> list[str]:
         """The channels subscribed or pending, in subscription order."""
@@ -180,8 +179,8 @@ class Client:
         """``async with client.events() as events: async for event in events:`` — connection and auth events.
 
         Yields :class:`Connected`, :class:`Disconnected`, :class:`ConnectFailed`,
-        :class:`Reconnecting`, :class:`AuthStateChanged`, :class:`TokenChanged`, :class:`KickedOut`
-        emitted while the block is open (oldest dropped beyond ``max_size``).
+        :class:`Reconnecting`, :class:`AuthStateChanged`, :class:`TokenChanged`, :class:`KickedOut`,
+        :class:`Resubscribed` emitted while the block is open (oldest dropped beyond ``max_size``).
         """
         return self._events.listen(max_size)
 
@@ -222,18 +221,22 @@ class Client:
         priority: int = 0,
         max_size: int | None = None,
         overflow: Overflow | None = None,
+        recover: bool = False,
+        since: StreamPosition | None = None,
     ) -> Channel:
         """Subscribe to ``channel`` and return a handle to iterate (and ``async with``).
 
         The request goes out now if connected (or after the next handshake; with ``wait_for_auth``
         only once authenticated). Calling it again for the same channel gives another handle on the
-        same subscription (``data``/``wait_for_auth``/``priority`` of the first call apply). Each
+        same subscription (the first call's options apply, except ``max_size``/``overflow``). Each
         handle buffers up to ``max_size`` messages (default: the client's ``channel_buffer``),
-        applying ``overflow`` (default: the client's ``overflow``) beyond that.
+        applying ``overflow`` (default: the client's ``overflow``) beyond that. ``recover=True``:
+        every resubscribe asks for the publications missed meanwhile (``data`` must be a dict or
+        None); ``since``: a stored :attr:`Channel.position` to recover from at once.
         """
         if self._life.state is ClientState.CLOSED:
             raise self._life.closed_error()
-        options = SubscribeOptions(data, wait_for_auth, priority)
+        options = SubscribeOptions(data, wait_for_auth, priority, recover, since)
         buffer_size = max_size or self.options.channel_buffer
         return self._subscriptions.subscribe(channel, options, buffer_size, overflow or self.options.overflow)
 

@@ -1,4 +1,4 @@
-"""Client events (connection and auth state changes) and the hub that fans them out to listeners."""
+"""Client events (connection, auth and subscription changes) and the hub that fans them out to listeners."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ __all__ = [
     "EventHub",
     "KickedOut",
     "Reconnecting",
+    "Resubscribed",
     "TokenChanged",
 ]
 
@@ -84,8 +85,26 @@ class KickedOut:
     message: Any
 
 
+@dataclass(frozen=True, slots=True)
+class Resubscribed:
+    """The server answered a resubscribe of ``channel`` (after a reconnect, or a first subscribe with
+    ``since``): ``recovered`` is True when every missed publication follows; else ``reason`` says why
+    not (``"epoch changed"``, ``"too many missed"``, ... see ``Channel.recovery_reason``)."""
+
+    channel: str
+    recovered: bool
+    reason: str | None
+
+
 ClientEvent = (
-    Connected | Disconnected | ConnectFailed | Reconnecting | AuthStateChanged | TokenChanged | KickedOut
+    Connected
+    | Disconnected
+    | ConnectFailed
+    | Reconnecting
+    | AuthStateChanged
+    | TokenChanged
+    | KickedOut
+    | Resubscribed
 )
 
 

@@ -3,7 +3,8 @@
 One :class:`~hubbub.client._channel.Subscription` per channel name, in subscription order. A
 subscription is sent when the client is connected (and, with ``wait_for_auth``, authenticated),
 goes back to pending on every disconnect and is sent again after the next handshake, highest
-``priority`` first.
+``priority`` first (with its position when it recovers, see ``_recovery``); every answered
+resubscribe is told as a :class:`~hubbub.client.Resubscribed` event.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from ._buffer import Notifier, Overflow
 from ._calls import CallTable, PendingCall
 from ._channel import Channel, ChannelState, SubscribeOptions, Subscription
 from ._errors import ChannelOverflowError, ConnectionClosedError, KickedOutError, RemoteError
+from ._events import EventHub, Resubscribed
 from ._handlers import Spawn
+from ._recovery import read_publication
 from ._session import SessionLink
 
 __all__ = ["Subscriptions"]
@@ -36,17 +39,29 @@ class Subscriptions:
         *,
         spawn: Spawn,
         is_authenticated: Callable[[], bool],
+        events: EventHub,
     ) -> None:
         self._link = link
         self._calls = calls
         self._notifier = notifier
         self._spawn = spawn
         self._is_authenticated = is_authenticated
+        self._events = events
         self._table: dict[str, Subscription] = {}
         #: ``#publish`` messages delivered to a subscribed (or pending) channel.
         self.publications = 0
         #: ``#publish`` messages for channels not subscribed to (dropped).
         self.ignored_publications = 0
+        #: ``#publish`` messages at or below their channel's position (dropped as duplicates).
+        self.duplicate_publications = 0
+
+    def counters(self) -> dict[str, int]:
+        """The ``#publish`` counters, named as in ``ClientStatistics``."""
+        return {
+            "publications": self.publications,
+            "ignored_publications": self.ignored_publications,
+            "duplicate_publications": self.duplicate_publications,
+        }
 
     def names(self) -> list[str]:
         """The channels subscribed or pending, in subscription order."""
@@ -102,8 +117,12 @@ class Subscriptions:
         if subscription is None or subscription.state is ChannelState.UNSUBSCRIBED:
             self.ignored_publications += 1
             return
+        publication = read_publication(data)
+        if not subscription.recovery.accept(publication):
+            self.duplicate_publications += 1
+            return
         self.publications += 1
-        for handle in subscription.deliver(data.get("data")):
+        for handle in subscription.deliver(publication):
             self.release_channel(handle, ChannelOverflowError(f"channel {channel!r}: buffer overflowed"))
 
     def on_kick_out(self, data: Any) -> KickedOutError | None:
@@ -137,13 +156,13 @@ class Subscriptions:
             return
         if subscription.state is not ChannelState.PENDING:
             return
-        call = self._calls.send(session, "#subscribe", subscription.options.wire(subscription.name))
+        call = self._calls.send(session, "#subscribe", subscription.wire())
         subscription.call_id = call.cid
         self._spawn(self._subscribe_result, subscription, call)
 
     async def _subscribe_result(self, subscription: Subscription, call: PendingCall) -> None:
         try:
-            await self._calls.result(call)
+            answer = await self._calls.result(call)
         except RemoteError as exc:
             if self._table.get(subscription.name) is subscription:
                 del self._table[subscription.name]
@@ -152,8 +171,9 @@ class Subscriptions:
             pass  # stays pending; the next handshake resubscribes it
         else:
             current = self._table.get(subscription.name) is subscription
-            if current and subscription.call_id == call.cid:
-                subscription.set_state(ChannelState.SUBSCRIBED)
+            if current and subscription.call_id == call.cid and subscription.confirm(answer):
+                recovery = subscription.recovery
+                self._events.emit(Resubscribed(subscription.name, bool(recovery.recovered), recovery.reason))
         finally:
             if subscription.call_id == call.cid:
                 subscription.call_id = None

@@ -39,8 +39,9 @@ PUBLIC_API: dict[str, set[str]] = {
         "ChannelOverflowError", "ChannelState", "Client", "ClientError", "ClientEvent", "ClientState",
         "ClientStatistics", "ClientOptions", "ConnectError", "ConnectFailed", "Connected", "ConnectionClosedError",
         "Disconnected", "FileTokenStore", "Handler", "HandshakeError", "KickedOut", "KickedOutError",
-        "MemoryTokenStore", "NotConnectedError", "Overflow", "Reconnecting", "ReconnectOptions",
-        "RemoteError", "SCError", "TokenChanged", "TokenStore", "connect", "connect_blocking",
+        "MemoryTokenStore", "NotConnectedError", "Overflow", "Publication", "Reconnecting", "ReconnectOptions",
+        "RemoteError", "Resubscribed", "SCError", "StreamPosition", "TokenChanged", "TokenStore", "connect",
+        "connect_blocking",
     },
 }  # fmt: skip
 

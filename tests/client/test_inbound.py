@@ -67,6 +67,7 @@ async def router() -> AsyncIterator[Router]:
             notifier,
             spawn=tg.start_soon,
             is_authenticated=lambda: auth.is_authenticated,
+            events=hub,
         )
         auth = Authenticator(store, link, calls, hub, notifier, on_authenticated=subscriptions.send_pending)  # type: ignore[arg-type]
         inbound = Inbound(calls, subscriptions, auth, handlers, hub, tg.start_soon)

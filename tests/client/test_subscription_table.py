@@ -13,6 +13,7 @@ from hubbub.client import Channel, ChannelOverflowError, ChannelState, KickedOut
 from hubbub.client._buffer import Notifier
 from hubbub.client._calls import CallTable
 from hubbub.client._channel import SubscribeOptions
+from hubbub.client._events import EventHub
 from hubbub.client._subscriptions import Subscriptions
 from hubbub.protocol import Response
 
@@ -47,6 +48,7 @@ async def parts() -> AsyncIterator[Parts]:
             Notifier(),
             spawn=tg.start_soon,
             is_authenticated=lambda: authenticated[0],
+            events=EventHub(),
         )
         yield Parts(link, calls, table, authenticated)
         tg.cancel_scope.cancel()
