@@ -9,7 +9,17 @@ import anyio
 import anyio.abc
 import pytest
 
-from hubbub.client import Channel, ChannelOverflowError, ChannelState, KickedOutError, Overflow, RemoteError
+from hubbub.client import (
+    Channel,
+    ChannelOverflowError,
+    ChannelState,
+    KickedOutError,
+    Overflow,
+    Publication,
+    RemoteError,
+    Resubscribed,
+    StreamPosition,
+)
 from hubbub.client._buffer import Notifier
 from hubbub.client._calls import CallTable
 from hubbub.client._channel import SubscribeOptions
@@ -28,18 +38,26 @@ class Parts:
     calls: CallTable
     table: Subscriptions
     authenticated: list[bool]
+    events: EventHub
 
     def sent(self) -> list[object]:
         assert self.link.session is not None
         return self.link.session.packets
 
-    def confirm(self, cid: int, error: object = None) -> None:
-        self.calls.resolve(Response(rid=cid, error=error))
+    def confirm(self, cid: int, error: object = None, data: object = None) -> None:
+        self.calls.resolve(Response(rid=cid, data=data, error=error))
+
+    def reconnect(self) -> None:
+        self.link.drop()
+        self.calls.fail_all(1006, "")
+        self.table.on_disconnect()
+        self.link.open()
+        self.table.send_pending()
 
 
 @pytest.fixture
 async def parts() -> AsyncIterator[Parts]:
-    link, authenticated = Link(), [False]
+    link, authenticated, events = Link(), [False], EventHub()
     calls = CallTable(link, ack_timeout=10, url="ws://test/")  # type: ignore[arg-type]
     async with anyio.create_task_group() as tg:
         table = Subscriptions(
@@ -48,9 +66,9 @@ async def parts() -> AsyncIterator[Parts]:
             Notifier(),
             spawn=tg.start_soon,
             is_authenticated=lambda: authenticated[0],
-            events=EventHub(),
+            events=events,
         )
-        yield Parts(link, calls, table, authenticated)
+        yield Parts(link, calls, table, authenticated, events)
         tg.cancel_scope.cancel()
 
 
@@ -140,3 +158,100 @@ async def test_kick_out_overflow_and_close_end_handles_with_their_reason(parts: 
         await overflowing.receive()
     with pytest.raises(RuntimeError, match="closed"):
         await closing.receive()
+
+
+def publish(parts: Parts, channel: str, *offsets: int, epoch: str = "e1") -> None:
+    for offset in offsets:
+        parts.table.on_publish({"channel": channel, "data": f"m{offset}", "offset": offset, "epoch": epoch})
+
+
+async def test_a_resubscribe_recovers_from_the_last_publication(parts: Parts) -> None:
+    parts.link.open()
+    channel = parts.table.subscribe("hist/a", SubscribeOptions(recover=True), 100, Overflow.ERROR)
+    assert parts.sent() == [{"event": "#subscribe", "data": {"channel": "hist/a"}, "cid": 1}]
+    parts.confirm(1, data={"offset": 4, "epoch": "e1"})
+    await channel.wait_subscribed(timeout=5)
+    assert (channel.position, channel.recovered) == (StreamPosition(4, "e1"), None)
+    publish(parts, "hist/a", 5, 6, 7)
+    assert await channel.receive() == "m5"
+    assert channel.position == StreamPosition(5, "e1")  # what was handed out, not what is buffered
+    assert await channel.receive_publication() == Publication("m6", 6, "e1")
+
+    async with parts.events.listen() as events:
+        parts.reconnect()
+        assert parts.sent() == [
+            {
+                "event": "#subscribe",
+                "data": {"channel": "hist/a", "data": {"recover": {"offset": 7, "epoch": "e1"}}},
+                "cid": 2,
+            }
+        ]
+        publish(parts, "hist/a", 6, 7)  # duplicates: dropped
+        parts.confirm(2, data={"recovered": True, "offset": 9, "epoch": "e1"})
+        publish(parts, "hist/a", 8, 9, 9)
+        assert await channel.wait_resubscribed(timeout=5) is True
+        with anyio.fail_after(5):
+            assert await anext(events) == Resubscribed("hist/a", True, None)
+    assert [await channel.receive() for _ in range(3)] == ["m7", "m8", "m9"]
+    assert channel.buffered == 0 and channel.position == StreamPosition(9, "e1")
+    assert (channel.recovered, channel.recovery_reason) == (True, None)
+    assert (parts.table.publications, parts.table.duplicate_publications) == (5, 3)
+
+
+async def test_an_unrecovered_resubscribe_says_why_and_takes_the_new_epoch(parts: Parts) -> None:
+    parts.link.open()
+    options = SubscribeOptions(data={"room": "x"}, recover=True)
+    channel = parts.table.subscribe("hist/b", options, 100, Overflow.ERROR)
+    parts.confirm(1, data={"offset": 3, "epoch": "e1"})
+    await channel.wait_subscribed(timeout=5)
+    parts.reconnect()
+    assert parts.sent()[0]["data"]["data"] == {"room": "x", "recover": {"offset": 3, "epoch": "e1"}}  # type: ignore[index]
+    parts.confirm(2, data={"recovered": False, "reason": "epoch changed", "offset": 1, "epoch": "e2"})
+    assert await channel.wait_resubscribed(timeout=5) is False
+    assert (channel.recovery_reason, channel.position) == ("epoch changed", StreamPosition(1, "e2"))
+    publish(parts, "hist/b", 1, 2, epoch="e2")
+    assert await channel.receive_publication() == Publication("m2", 2, "e2")
+
+
+async def test_without_recover_a_resubscribe_sends_no_position(parts: Parts) -> None:
+    parts.link.open()
+    channel = subscribe(parts, "hist/c")
+    parts.confirm(1, data={"offset": 3, "epoch": "e1"})
+    await channel.wait_subscribed(timeout=5)
+    publish(parts, "hist/c", 4)
+    parts.reconnect()
+    assert parts.sent() == [{"event": "#subscribe", "data": {"channel": "hist/c"}, "cid": 2}]
+    parts.confirm(2, data={"offset": 9, "epoch": "e1"})
+    assert await channel.wait_resubscribed(timeout=5) is False
+    assert channel.recovery_reason == "recovery not requested"
+    publish(parts, "hist/c", 5, 10)  # 5 is at or below the server's position now
+    assert [await channel.receive() for _ in range(2)] == ["m4", "m10"]
+
+
+async def test_since_recovers_on_the_first_subscribe_and_positions_are_per_handle(parts: Parts) -> None:
+    parts.link.open()
+    since = StreamPosition(10, "e1")
+    first = parts.table.subscribe("hist/d", SubscribeOptions(recover=True, since=since), 100, Overflow.ERROR)
+    assert first.position == since
+    assert parts.sent()[0]["data"]["data"] == {"recover": {"offset": 10, "epoch": "e1"}}  # type: ignore[index]
+    parts.confirm(1, data={"recovered": True, "offset": 12, "epoch": "e1"})
+    publish(parts, "hist/d", 11, 12)
+    assert await first.wait_resubscribed(timeout=5) is True
+    second = parts.table.subscribe("hist/d", SubscribeOptions(), 100, Overflow.ERROR)
+    assert second.position == StreamPosition(12, "e1")  # joined after 12 was handed out
+    assert await first.receive() == "m11"
+    assert (first.position, second.position) == (StreamPosition(11, "e1"), StreamPosition(12, "e1"))
+
+
+async def test_wait_resubscribed_raises_when_the_subscription_ends(parts: Parts) -> None:
+    parts.link.open()
+    channel = parts.table.subscribe("hist/e", SubscribeOptions(recover=True), 100, Overflow.ERROR)
+
+    async def kick_out_while_waiting() -> None:
+        await anyio.wait_all_tasks_blocked()
+        parts.table.on_kick_out({"channel": "hist/e", "message": "out"})
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kick_out_while_waiting)
+        with pytest.raises(KickedOutError):
+            await channel.wait_resubscribed(timeout=5)
