@@ -191,7 +191,8 @@ class Channel:
     @property
     def position(self) -> StreamPosition | None:
         """Where this handle stands in the channel's history: the position of the last publication it
-        handed out, else the one the server gave when subscribing (None for a channel without history).
+        handed out, else the one the server gave when subscribing (None for a channel without history,
+        and after a publication that came without one).
 
         Store it with what you did with the messages; ``subscribe(name, recover=True, since=position)``
         continues from there.
@@ -249,8 +250,7 @@ class Channel:
     async def receive_publication(self) -> Publication:
         """The next message as a :class:`Publication`, with its offset and epoch."""
         publication = await self._buffer.get()
-        if publication.offset is not None:
-            self._position = publication.position
+        self._position = publication.position
         return publication
 
     def publications(self) -> AsyncIterator[Publication]:

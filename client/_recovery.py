@@ -116,6 +116,9 @@ class Recovery:
         """Whether to hand ``publication`` out (False for a duplicate); moves the position past it."""
         position = publication.position
         if position is None:
+            # On a channel with a position this means the codec dropped it (min-bin does):
+            # the position is lost, and recovering from the stale one would repeat publications.
+            self.position = None
             return True
         if not _later(self.position, position):
             return False
@@ -131,20 +134,17 @@ class Recovery:
         recovered = fields.get("recovered")
         position = read_position(fields)
         if position is not None:
-            self._take(position, recovered)
+            self._take(position)
         if not resubscribe:
             return False
         self.recovered, self.reason = self._outcome(asked, recovered, fields.get("reason"))
         self.resubscriptions += 1
         return True
 
-    def _take(self, position: StreamPosition, recovered: Any) -> None:
-        """Move to the answer's ``position`` if it is further on; not after a recovery in the same
-        epoch, since the missed publications follow the answer (they must not look like duplicates)."""
-        current = self.position
-        if recovered is True and current is not None and current.epoch == position.epoch:
-            return
-        if _later(current, position):
+    def _take(self, position: StreamPosition) -> None:
+        """Take the answer's position when there is none or its epoch is another; in the same epoch
+        keep ours: what follows the answer (recovered or live) is after it, and must not be dropped."""
+        if self.position is None or self.position.epoch != position.epoch:
             self.position = position
 
     def _outcome(self, asked: StreamPosition | None, recovered: Any, reason: Any) -> tuple[bool, str | None]:

@@ -224,8 +224,9 @@ async def test_without_recover_a_resubscribe_sends_no_position(parts: Parts) -> 
     parts.confirm(2, data={"offset": 9, "epoch": "e1"})
     assert await channel.wait_resubscribed(timeout=5) is False
     assert channel.recovery_reason == "recovery not requested"
-    publish(parts, "hist/c", 5, 10)  # 5 is at or below the server's position now
-    assert [await channel.receive() for _ in range(2)] == ["m4", "m10"]
+    publish(parts, "hist/c", 4, 5)
+    assert [await channel.receive() for _ in range(2)] == ["m4", "m5"]
+    assert channel.buffered == 0 and parts.table.duplicate_publications == 1
 
 
 async def test_since_recovers_on_the_first_subscribe_and_positions_are_per_handle(parts: Parts) -> None:
@@ -255,3 +256,14 @@ async def test_wait_resubscribed_raises_when_the_subscription_ends(parts: Parts)
         tg.start_soon(kick_out_while_waiting)
         with pytest.raises(KickedOutError):
             await channel.wait_resubscribed(timeout=5)
+
+
+async def test_a_publication_without_position_stops_recovery(parts: Parts) -> None:
+    parts.link.open()
+    channel = parts.table.subscribe("hist/f", SubscribeOptions(recover=True), 100, Overflow.ERROR)
+    parts.confirm(1, data={"offset": 3, "epoch": "e1"})
+    await channel.wait_subscribed(timeout=5)
+    parts.table.on_publish({"channel": "hist/f", "data": "min-bin dropped my offset"})
+    assert await channel.receive() == "min-bin dropped my offset" and channel.position is None
+    parts.reconnect()
+    assert parts.sent() == [{"event": "#subscribe", "data": {"channel": "hist/f"}, "cid": 2}]
