@@ -111,14 +111,8 @@ def open_rig(next_event: Any, fast_reconnect: Any) -> Callable[..., AbstractAsyn
     return open_
 
 
-#: sc-codec-min-bin folds a ``#publish`` into ``{"p": [channel, data]}``: its offset and epoch are lost.
-MINBIN_DROPS_POSITIONS = pytest.mark.xfail(
-    strict=True, reason="min-bin #publish packets carry no offset/epoch"
-)
-
-
 @pytest.mark.anyio
-@pytest.mark.parametrize("codec", ["json", pytest.param("minbin", marks=MINBIN_DROPS_POSITIONS)])
+@pytest.mark.parametrize("codec", ["json", "minbin"])
 async def test_missed_publications_arrive_in_order_once(
     history_server: Any, open_rig: Any, codec: str
 ) -> None:
@@ -186,25 +180,6 @@ async def test_without_recover_nothing_missed_is_sent(history_server: Any, open_
         assert await rig.resubscribed() == Resubscribed("hist/d", False, "recovery not requested")
         await rig.writer.publish("hist/d", "live")
         assert [p.data for p in await receive(channel, 1)] == ["live"]
-
-
-@pytest.mark.anyio
-async def test_without_positions_on_the_wire_nothing_is_handed_out_twice(
-    history_server: Any, open_rig: Any
-) -> None:
-    async with open_rig(history_server("minbin"), "minbin") as rig:
-        channel = rig.client.subscribe("hist/m", recover=True)
-        await channel.wait_subscribed(timeout=5)
-        assert channel.position is not None  # the #subscribe answer has it
-        await rig.writer.publish("hist/m", "seen")
-        assert await receive(channel, 1) == [Publication("seen")]
-        assert channel.position is None
-        await rig.cut()
-        await rig.writer.publish("hist/m", "missed")
-        rig.relay.resume()
-        assert await rig.resubscribed() == Resubscribed("hist/m", False, "no position")
-        await rig.writer.publish("hist/m", "live")
-        assert await receive(channel, 1) == [Publication("live")]
 
 
 @pytest.mark.anyio
