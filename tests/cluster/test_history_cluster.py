@@ -3,10 +3,16 @@
 * Gap healing: Redis drops the workers' pub/sub connections (``CLIENT KILL TYPE pubsub``) again
   and again while another worker publishes 10,000 numbered messages; every subscriber still
   receives all of them, in order, once, because the worker fills each gap from the history.
+* Recovery: a subscriber whose connection is cut while 1,000 messages are published on another
+  worker gets all of them after it reconnects, in order, once, recovered; the same when its
+  worker is SIGKILLed and it reconnects to another one. More missed than the history holds, or a
+  Redis without persistence restarted: not recovered, with the reason, and live messages flow.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,12 +21,23 @@ from typing import Any
 import pytest
 import trio
 
-from hubbub.client import RemoteError
+from hubbub.client import Channel, Client, Disconnected, Publication, RemoteError, Resubscribed
 
+from ..client.relay import open_relay
 from ..conftest import REDIS_CLI, RedisProcess
-from .conftest import ClusterFactory, ahttp_get, client_on_worker
+from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
-HISTORY_RULES = '[[channels]]\nmatch = "hist/*"\nhistory_size = 20000\nhistory_ttl = 300\n'
+HISTORY_RULES = """
+[[channels]]
+match = "hist/*"
+history_size = 20000
+history_ttl = 300
+
+[[channels]]
+match = "short/*"
+history_size = 5
+history_ttl = 300
+"""
 
 
 def history_config(tmp_path: Path) -> str:
@@ -114,3 +131,148 @@ async def test_gaps_from_killed_pubsub_connections_are_healed(
         healed += _metric(body, "hubbub_history_healed_total")
     print(f"\n{kills} pub/sub connections killed; {healed:.0f} publications healed from the history")
     assert healed > 0
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+async def _next(events: Any, kind: type[Any], timeout: float = 15) -> Any:
+    with trio.fail_after(timeout):
+        async for event in events:
+            if isinstance(event, kind):
+                return event
+    raise AssertionError(f"no {kind.__name__} event")
+
+
+async def _publications(channel: Channel, count: int, timeout: float = 30) -> list[Publication]:
+    got = []
+    with trio.fail_after(timeout):
+        while len(got) < count:
+            got.append(await channel.receive_publication())
+    return got
+
+
+async def _publish_all(publisher: Client, channel: str, numbers: range) -> None:
+    for number in numbers:
+        await publisher.publish(channel, number)
+
+
+def _in_order_once(got: list[Publication], numbers: range, first_offset: int) -> None:
+    assert [p.data for p in got] == list(numbers)
+    assert [p.offset for p in got] == list(range(first_offset, first_offset + len(numbers)))
+    assert len({p.epoch for p in got}) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.trio
+@pytest.mark.timeout(90)
+async def test_a_cut_subscriber_recovers_1000_published_on_another_worker(
+    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
+) -> None:
+    cluster = hubbub_cluster(
+        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
+    )
+    name = f"hist/{uuid.uuid4().hex[:8]}"
+    async with (
+        open_relay(_port(cluster.url)) as relay,
+        client_on_worker(relay.url) as (subscriber, worker_a),
+        subscriber.events() as events,
+        client_on_worker(cluster.url, avoid={worker_a}) as (publisher, _),
+    ):
+        channel = subscriber.subscribe(name, recover=True, max_size=2000)
+        await channel.wait_subscribed(5)
+        await _publish_all(publisher, name, range(3))
+        _in_order_once(await _publications(channel, 3), range(3), 1)
+        relay.cut()
+        await _next(events, Disconnected)
+        await _publish_all(publisher, name, range(3, 1003))
+        relay.resume()
+        assert await _next(events, Resubscribed) == Resubscribed(name, True, None)
+        _in_order_once(await _publications(channel, 1000), range(3, 1003), 4)
+        await publisher.publish(name, "live")
+        assert (await channel.receive_publication()).offset == 1004
+        assert channel.buffered == 0
+
+
+@pytest.mark.redis
+@pytest.mark.trio
+@pytest.mark.timeout(90)
+async def test_a_subscriber_whose_worker_is_killed_recovers_on_another(
+    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
+) -> None:
+    cluster = hubbub_cluster(
+        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
+    )
+    name = f"hist/{uuid.uuid4().hex[:8]}"
+    async with (
+        open_relay(_port(cluster.url)) as balancer,  # stands for the load balancer
+        client_on_worker(balancer.url) as (subscriber, doomed),
+        client_on_worker(cluster.url, avoid={doomed}) as (publisher, _),
+        subscriber.events() as events,
+    ):
+        channel = subscriber.subscribe(name, recover=True, max_size=2000)
+        await channel.wait_subscribed(5)
+        await _publish_all(publisher, name, range(3))
+        _in_order_once(await _publications(channel, 3), range(3), 1)
+        os.kill(doomed, signal.SIGKILL)
+        balancer.cut()  # no reconnect until the 1,000 are published
+        await _next(events, Disconnected)
+        await _publish_all(publisher, name, range(3, 1003))
+        balancer.resume()
+        assert await _next(events, Resubscribed) == Resubscribed(name, True, None)
+        assert (await subscriber.invoke("worker"))["pid"] != doomed
+        _in_order_once(await _publications(channel, 1000), range(3, 1003), 4)
+
+
+@pytest.mark.redis
+@pytest.mark.trio
+@pytest.mark.timeout(90)
+async def test_not_recovered_with_the_reason_and_live_messages_flow_after(
+    hubbub_cluster: ClusterFactory, own_redis_server: RedisProcess, prefix: str, tmp_path: Path
+) -> None:
+    redis = own_redis_server
+    cluster = hubbub_cluster(
+        "--broker", redis.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
+    )
+    short, lost = f"short/{uuid.uuid4().hex[:8]}", f"hist/{uuid.uuid4().hex[:8]}"
+    async with (
+        open_relay(_port(cluster.url)) as relay,
+        client_on_worker(relay.url) as (subscriber, worker_a),
+        client_on_worker(cluster.url, avoid={worker_a}) as (publisher, _),
+        subscriber.events() as events,
+    ):
+        on_short = subscriber.subscribe(short, recover=True)
+        await on_short.wait_subscribed(5)
+        await publisher.publish(short, "seen")
+        assert [p.data for p in await _publications(on_short, 1)] == ["seen"]
+        relay.cut()
+        await _next(events, Disconnected)
+        await _publish_all(publisher, short, range(10))  # twice what short/* keeps
+        relay.resume()
+        assert await _next(events, Resubscribed) == Resubscribed(short, False, "too many missed")
+        await publisher.publish(short, "live")
+        assert [(p.data, p.offset) for p in await _publications(on_short, 1)] == [("live", 12)]
+        await on_short.unsubscribe()
+
+        on_lost = subscriber.subscribe(lost, recover=True)
+        await on_lost.wait_subscribed(5)
+        await publisher.publish(lost, "seen")
+        assert [p.data for p in await _publications(on_lost, 1)] == ["seen"]
+        relay.cut()
+        await _next(events, Disconnected)
+        redis.kill()  # no persistence: the history of every channel is gone
+        redis.start()
+
+        async def published() -> bool:
+            try:
+                await publisher.publish(lost, "after the restart")
+            except RemoteError:
+                return False
+            return True
+
+        await poll(published, "a publish after the Redis restart")  # BrokerError until then
+        relay.resume()
+        assert await _next(events, Resubscribed) == Resubscribed(lost, False, "epoch changed")
+        await publisher.publish(lost, "live")
+        assert [(p.data, p.offset) for p in await _publications(on_lost, 1)] == [("live", 2)]
