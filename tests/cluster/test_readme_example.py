@@ -68,3 +68,43 @@ def test_readme_app_runs(tmp_path: Path) -> None:
             assert _next_packet(ws) == {"rid": 5, "data": [1, "two"]}
     finally:
         assert server.stop() == 0
+
+
+def test_readme_recovery_snippet_runs(tmp_path: Path) -> None:
+    """The README's recovery lines, run as written inside a client block, get publications with offsets."""
+    import textwrap
+
+    import trio
+
+    from hubbub.client import connect as client_connect
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (snippet,) = [b for b in blocks if "recover=True" in b]
+    config = tmp_path / "hubbub.toml"
+    config.write_text('[[channels]]\nmatch = "chat/*"\nhistory_size = 100\nhistory_ttl = 600\n')
+    server = start_process(
+        [sys.executable, "-m", "hubbub.cluster", "run", "--port", "0", "--config", str(config)], cwd=tmp_path
+    )
+    printed: list[tuple[Any, ...]] = []
+    namespace: dict[str, Any] = {"print": lambda *args: printed.append(args)}
+    exec("async def follow(client):\n" + textwrap.indent(snippet, "    "), namespace)
+
+    async def main() -> None:
+        async with client_connect(server.url) as client, client_connect(server.url) as writer:
+            with trio.move_on_after(TIMEOUT) as timeout:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(namespace["follow"], client)
+                    # The snippet's subscription is on its way: publish until it prints one.
+                    while not printed:
+                        await writer.publish("chat/1", "hi")
+                        await trio.sleep(0.02)
+                    nursery.cancel_scope.cancel()
+            assert not timeout.cancelled_caught
+
+    try:
+        trio.run(main)
+    finally:
+        assert server.stop() == 0
+    (offset, data), *_ = printed
+    assert data == "hi" and isinstance(offset, int) and offset >= 1
