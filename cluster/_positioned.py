@@ -73,13 +73,24 @@ class PositionedFanout:
         """Buffer ``subscriber``'s deliveries on ``channel`` until :meth:`release`."""
         self._holds.setdefault(channel, {})[subscriber] = _Hold()
 
+    def forget(self, channel: str) -> None:
+        """Drop the holds of ``channel`` (it has no local subscriber left)."""
+        self._holds.pop(channel, None)
+
     def release(
-        self, subscriber: Subscriber, channel: str, replay: Sequence[Publication], floor: int, epoch: str
+        self,
+        subscriber: Subscriber,
+        channel: str,
+        replay: Sequence[Publication],
+        floor: int,
+        epoch: str,
+        delivered: int = 0,
     ) -> None:
         """End the hold: send ``replay``, then the buffered publications past it (and past ``floor``).
 
         Live publications at or below ``floor`` in ``epoch`` (or the last one sent) are skipped
-        afterwards. A subscriber that is no longer on the channel gets nothing.
+        afterwards, unless the channel's deliveries are already at ``delivered`` >= ``floor``
+        (then none at or below it can come). A subscriber that is no longer on the channel gets nothing.
         """
         holds = self._holds.get(channel)
         hold = holds.pop(subscriber, None) if holds is not None else None
@@ -96,6 +107,8 @@ class PositionedFanout:
             if publication.offset > floor or publication.epoch != epoch:
                 send(publication, (subscriber,))
                 floor, epoch = publication.offset, publication.epoch
+        if floor <= delivered:
+            return
         after = _Hold()
         after.buffer, after.floor, after.epoch = None, floor, epoch
         self._holds.setdefault(channel, {})[subscriber] = after

@@ -63,7 +63,11 @@ class HistoryChannels:
         self._hub = hub
         self.fanout = PositionedFanout(hub)
         self.streams = ChannelStreams(broker, self.fanout, nursery)
-        hub.on_channel_released = self.streams.forget
+        hub.on_channel_released = self._released
+
+    def _released(self, channel: str) -> None:
+        self.streams.forget(channel)
+        self.fanout.forget(channel)
 
     async def subscribe(
         self, subscriber: Subscriber, channel: str, options: HistoryOptions, recover: StreamPosition | None
@@ -92,7 +96,9 @@ class HistoryChannels:
             stats[key] = stats.get(key, 0) + 1
 
         def finish() -> None:
-            fanout.release(subscriber, channel, replay, floor, epoch)
+            now = self.streams.position(channel)
+            delivered = now[0] if now is not None and now[1] == epoch else 0
+            fanout.release(subscriber, channel, replay, floor, epoch, delivered)
 
         return Subscribed(answer, finish)
 

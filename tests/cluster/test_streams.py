@@ -337,3 +337,24 @@ async def test_with_outbound_middleware_publications_keep_their_position(
             "epoch": "e1",
         }
         nursery.cancel_scope.cancel()
+
+
+async def test_no_hold_outlives_its_need(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        broker, hub, history = _setup(nursery)
+        for i in range(5):
+            broker.add("ch", i)
+        settled = Recorder()
+        (await history.subscribe(settled, "ch", OPTIONS, StreamPosition(2, "e1"))).finish()
+        assert settled.offsets() == [3, 4, 5]
+        assert not history.fanout._holds  # the worker had delivered up to 5 already: nothing to skip
+        gone = Recorder()
+        gate = broker.read_gate = trio.Event()
+        nursery.start_soon(history.subscribe, gone, "ch", OPTIONS, StreamPosition(1, "e1"))
+        await _settle()
+        assert history.fanout._holds  # held while its recovery read waits
+        hub.remove(gone)
+        hub.remove(settled)  # the channel has no subscriber left: its holds go with it
+        assert not history.fanout._holds
+        gate.set()
+        nursery.cancel_scope.cancel()
