@@ -22,6 +22,7 @@ from ._redis_target import RedisTarget as RedisTarget
 from ._url import ManagedBroker as ManagedBroker
 from ._url import open_broker as open_broker
 from ._url import parse_redis_url as parse_redis_url
+from ._values import SharedValues as SharedValues
 
 __all__ = [
     "Broker",
@@ -43,6 +44,7 @@ __all__ = [
     "PositionedDeliverFn",
     "RedisBroker",
     "RedisTarget",
+    "SharedValues",
     "StreamPosition",
     "open_broker",
     "parse_redis_url",

@@ -8,6 +8,7 @@ from typing import Any
 from ._base import DeliverFn
 from ._history import HistoryOptions, HistoryPage, PositionedDeliverFn, StreamPosition
 from ._memory_history import MemoryHistory
+from ._memory_values import MemoryValues
 
 __all__ = ["MemoryBroker"]
 
@@ -24,9 +25,10 @@ def _nothing() -> None:
     pass
 
 
-class MemoryBroker:
-    """A :class:`~hubbub.broker.Broker` for a single process, with :class:`~hubbub.broker.InProcessDelivery`
-    and :class:`~hubbub.broker.HistoryBroker`.
+class MemoryBroker(MemoryValues):
+    """A :class:`~hubbub.broker.Broker` for a single process, with :class:`~hubbub.broker.InProcessDelivery`,
+    :class:`~hubbub.broker.HistoryBroker` and :class:`~hubbub.broker.SharedValues` (shared within
+    this process).
 
     ``publish`` and ``publish_history`` deliver synchronously before they return, so per-channel
     order is the call order. History lives in this process (see ``MemoryHistory``); it never
@@ -34,6 +36,7 @@ class MemoryBroker:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._deliver: Callable[..., None] = _drop
         self._deliver_history: PositionedDeliverFn = _drop_positioned
         self._channels: set[str] = set()

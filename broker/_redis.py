@@ -37,6 +37,7 @@ from ._redis_session import BrokerStats, CurrentSession, RedisOptions
 from ._redis_subscriptions import Subscriptions
 from ._redis_supervisor import Supervisor
 from ._redis_target import RedisTarget
+from ._redis_values import RedisValues
 
 __all__ = ["RedisBroker", "default_worker_id"]
 
@@ -48,8 +49,9 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
-class RedisBroker:
-    """A :class:`~hubbub.broker.Broker` backed by Redis, with :class:`~hubbub.broker.HistoryBroker`.
+class RedisBroker(RedisValues):
+    """A :class:`~hubbub.broker.Broker` backed by Redis, with :class:`~hubbub.broker.HistoryBroker`
+    and :class:`~hubbub.broker.SharedValues`.
 
     Use as an async context manager.
 
@@ -91,6 +93,7 @@ class RedisBroker:
         self._connect_timeout = connect_timeout
         self._close_timeout = max(1.0, connect_timeout)
         self._current = CurrentSession(target, self.stats)
+        RedisValues.__init__(self, self._current, prefix, publish_timeout)
         self._publisher = Publisher(
             self._current,
             names,

@@ -28,7 +28,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "Broker", "BrokerStats", "BrokerUnavailable", "ChannelOptions", "ChannelRule", "ChannelRules", "DeliverFn",
         "Envelope", "EnvelopeError", "HistoryBroker", "HistoryEntry", "HistoryOptions", "HistoryPage",
         "InProcessDelivery", "PositionedDeliverFn", "StreamPosition",
-        "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "open_broker", "parse_redis_url",
+        "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "SharedValues", "open_broker", "parse_redis_url",
     },
     "hubbub.cluster": {
         "Action", "ActionType", "App", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
