@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from hubbub.broker import ChannelOptions, ChannelRule, HistoryPage
+from hubbub.broker import ChannelOptions, ChannelRule, HistoryPage, StreamPosition
 from hubbub.protocol import UNDEFINED
 
 from ._middleware import Middleware, MiddlewareLine
@@ -42,7 +42,7 @@ __all__ = [
 class Publisher(Protocol):
     """Where an app's publications go (the worker's publisher)."""
 
-    async def publish(self, channel: str, data: Any) -> None:
+    async def publish(self, channel: str, data: Any) -> StreamPosition | None:
         """Publish ``data`` on ``channel``; raises BrokerError when the broker cannot take it."""
         ...
 

@@ -71,6 +71,16 @@ class ServerConfig:
     #: Answer ``/metrics`` and the detailed ``/health`` on the main port too (else only on the
     #: status listeners, ``metrics_port``); off by default: they tell anyone pid, memory and counters.
     public_metrics: bool = False
+    #: The key of the HTTP server API (``POST /api/<method>``); None: the API is off.
+    api_key: str | None = None
+    #: Largest request body the HTTP server API reads; larger ones get HTTP 413.
+    api_max_body: int = 1 << 20
+    #: Seconds a publish's ``idempotency_key`` is remembered (a repeat within it is not published again).
+    api_idempotency_window: float = 300.0
+    #: The claim of a connection's auth token that names its user (``disconnect``/``unsubscribe`` by user).
+    user_claim: str = "sub"
+    #: Seconds a worker's node record lives in the broker after its last refresh (``info``, ``channels``).
+    node_ttl: float = 10.0
     #: Per-channel options by name pattern (``[[channels]]`` in the config file), before the app's own.
     channels: ChannelRules = field(default_factory=ChannelRules)
 

@@ -120,6 +120,8 @@ class Hub:
         self.publications = 0
         #: Called with a channel whose last local subscriber left.
         self.on_channel_released: Callable[[str], None] | None = None
+        #: Receivers of the server's own (reserved) channels, which have no subscribers.
+        self.system: dict[str, Callable[[Any], None]] = {}
         broker.attach(self.deliver)
 
     @property
@@ -143,6 +145,10 @@ class Hub:
         """Whether a subscriber of ``channel`` has more than ``limit`` publications waiting for its middleware."""
         members = self._members.get(channel)
         return members is not None and any(member.filtering() > limit for member in members)
+
+    def channel_counts(self) -> list[tuple[str, int]]:
+        """Every channel with local subscribers, and how many."""
+        return [(channel, len(members)) for channel, members in self._members.items()]
 
     def subscribers(self, channel: str) -> int:
         return len(self._members.get(channel, ()))
@@ -284,6 +290,9 @@ class Hub:
         """
         members = self._members.get(channel)
         if not members:
+            receiver = self.system.get(channel)
+            if receiver is not None:
+                receiver(data)
             return
         self.publications += 1
         if self._outbound:

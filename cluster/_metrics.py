@@ -155,6 +155,20 @@ class WorkerCollector(Collector):
         yield errors
         yield self._latency.family(self._worker)
         yield from self._history()
+        yield from self._api()
+
+    def _api(self) -> Iterator[Metric]:
+        api = self._server.api
+        if api is None:
+            return
+        calls = CounterMetricFamily(
+            "hubbub_api_calls",
+            "Calls of the HTTP server API by method and result (ok, or the kind of error).",
+            labels=["worker", "method", "result"],
+        )
+        for (method, result), count in sorted(api.service.calls.items()):
+            calls.add_metric([self._worker, method, result], count)
+        yield calls
 
     def _history(self) -> Iterator[Metric]:
         history = self._server.history

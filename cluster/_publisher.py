@@ -15,6 +15,7 @@ from hubbub.broker import (
     HistoryOptions,
     HistoryPage,
     InProcessDelivery,
+    StreamPosition,
 )
 from hubbub.protocol import InvalidActionError
 
@@ -71,20 +72,24 @@ class Publisher:
         publish_now(channel, data, prepared)
         observer(time.perf_counter() - started)
 
-    async def publish(self, channel: str, data: Any, *, prepared: str | None = None) -> None:
-        """Publish ``data`` on ``channel``.
+    async def publish(
+        self, channel: str, data: Any, *, prepared: str | None = None, skip_history: bool = False
+    ) -> StreamPosition | None:
+        """Publish ``data`` on ``channel``; on a channel with history, the position it was stored at.
 
-        Raises :class:`BrokerError` when the broker cannot take it (the client learns no more; the
+        ``skip_history`` publishes on the plain path even on a channel with history: the
+        publication is neither stored nor numbered. Raises :class:`BrokerError` when the broker cannot take it (the client learns no more; the
         details go to the log, see :mod:`._broker_errors`) and :class:`InvalidActionError` for data
         nested deeper than it can be written.
         """
         started = time.perf_counter()
         publish_now = self._publish_now
-        history = self.rules.history(channel) if self.rules else None
+        history = self.rules.history(channel) if self.rules and not skip_history else None
+        position = None
         try:
             if history is not None:
                 assert self._history is not None
-                await self._history.publish_history(channel, data, history)
+                position = await self._history.publish_history(channel, data, history)
             elif publish_now is not None:
                 publish_now(channel, data, prepared)
             else:
@@ -98,6 +103,7 @@ class Publisher:
             ) from error
         if self.observer is not None:
             self.observer(time.perf_counter() - started)
+        return position
 
     async def history(
         self, channel: str, *, since: int | None = None, limit: int | None = None, reverse: bool = False

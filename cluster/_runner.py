@@ -22,7 +22,7 @@ from ._server import Server
 from ._transport.listen import bind_listener
 from .settings import Settings
 
-__all__ = ["freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]
+__all__ = ["api_url", "freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]
 
 
 def load_app(spec: str | None) -> App:
@@ -76,6 +76,7 @@ async def serve_until_signalled(
     worker_id: int | None = None,
     drain_timeout: float | None = None,
     status_listener: stdsocket.socket | None = None,
+    api_listener: stdsocket.socket | None = None,
     announce: Callable[[str], None] = _print_listening,
     stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
@@ -84,7 +85,7 @@ async def serve_until_signalled(
     Draining stops accepting, closes every socket with 4011 and waits for them up to
     ``drain_timeout`` seconds (default: ``close_timeout + 1``). ``announce`` is called with the
     ``ws://`` URL once connections are accepted; ``status_listener`` also answers ``/metrics``,
-    ``/health`` and ``/ready``.
+    ``/health`` and ``/ready``; ``api_listener`` serves the HTTP server API (instead of ``listener``).
     """
     from ._metrics import WorkerMetrics, serve_status
 
@@ -92,10 +93,13 @@ async def serve_until_signalled(
         async with _open_broker(broker_url, broker_prefix) as broker, trio.open_nursery() as nursery:
             server = Server(app, config, broker)
             server.worker_id = worker_id
+            server.api_on_main_port = api_listener is None
             WorkerMetrics(server)
             await nursery.start(server.serve, listener)
             if status_listener is not None:
                 nursery.start_soon(serve_status, status_listener, server)
+            if api_listener is not None and server.api is not None:
+                nursery.start_soon(server.api.serve_listener, api_listener)
             announce(listening_url(listener, config.path))
             async with trio.open_nursery() as waiting:
 
@@ -128,18 +132,23 @@ def run_worker(
     except OSError as error:
         print(f"hubbub: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
-    status: stdsocket.socket | None = None
-    if settings is not None and settings.metrics_port is not None:
+    extra: dict[str, stdsocket.socket] = {}
+    ports = (("metrics", settings.metrics_port), ("api", settings.api_port)) if settings is not None else ()
+    for name, port in ports:
+        if port is None:
+            continue
         try:
-            status = bind_listener(config.host, settings.metrics_port)
+            extra[name] = bind_listener(config.host, port)
         except OSError as error:
-            listener.close()
-            print(
-                f"hubbub: cannot listen on {config.host}:{settings.metrics_port}: {error.strerror}",
-                file=sys.stderr,
-            )
+            for sock in [listener, *extra.values()]:
+                sock.close()
+            print(f"hubbub: cannot listen on {config.host}:{port}: {error.strerror}", file=sys.stderr)
             return 2
+    status, api = extra.get("metrics"), extra.get("api")
+    if status is not None:
         print(f"hubbub metrics on {status_url(status)}", flush=True)
+    if api is not None:
+        print(f"hubbub api on {api_url(api)}", flush=True)
     freeze_startup_objects()
     try:
         trio.run(
@@ -152,12 +161,12 @@ def run_worker(
                 broker_prefix=settings.broker_prefix if settings else "hubbub:",
                 drain_timeout=settings.drain_timeout if settings else None,
                 status_listener=status,
+                api_listener=api,
             )
         )
     finally:
-        listener.close()
-        if status is not None:
-            status.close()
+        for opened in (listener, *extra.values()):
+            opened.close()
     return 0
 
 
@@ -172,3 +181,9 @@ def freeze_startup_objects() -> None:
 def status_url(listener: stdsocket.socket) -> str:
     host, port = listener.getsockname()[:2]
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}/metrics"
+
+
+def api_url(listener: stdsocket.socket) -> str:
+    """Where the server API's own listener takes calls (``http://host:port/api``)."""
+    host, port = listener.getsockname()[:2]
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/api"

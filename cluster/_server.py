@@ -20,6 +20,8 @@ from websockets.http11 import Response
 from hubbub.broker import Broker, ChannelRules, HistoryBroker
 from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
 
+from ._api.wiring import DOCUMENT_PATH, ServerApi, WorkerView, is_api_request
+from ._api.wiring import PREFIX as API_PREFIX
 from ._app import App
 from ._config import ServerConfig
 from ._hub import Hub
@@ -32,12 +34,13 @@ from ._stats import ServerStats
 from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
 from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
-from ._transport.handshake import upgrade
+from ._transport.handshake import PlainHttp, upgrade
 from ._transport.http import HttpRequest, json_response, origin_allowed, plain_response
 from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
 from ._transport.upgrade import KnownUpgrades
+from ._users import UserIndex
 from .auth import JwtAuth
 
 __all__ = ["Server", "ServerStats", "bind_listener"]
@@ -91,6 +94,12 @@ class Server:
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster._metrics.
         self.metrics: Callable[[], tuple[bytes, str]] | None = None
+        #: The users of this worker's connections, by their tokens' ``user_claim``.
+        self.users: UserIndex[Session] = UserIndex(config.user_claim)
+        #: The HTTP server API while serving (with an ``api_key``), else None.
+        self.api: ServerApi | None = None
+        #: False when the API has a listener of its own (``api_port``): the main port does not serve it.
+        self.api_on_main_port = True
         app.bind(self.publisher)
 
     @property
@@ -119,6 +128,10 @@ class Server:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._sessions = self._session_parts(nursery)
+            if self.config.api_key:
+                view = WorkerView(lambda: self.worker_id, lambda: self.connection_count, self.hub, self.users)
+                self.api = ServerApi(self.config, self.broker, self.publisher, view, nursery)
+                nursery.start_soon(self.api.run)
             nursery.start_soon(self._links.write_batch.run)
             nursery.start_soon(self.timers.run)
             nursery.start_soon(accept_loop, listener, self._connection, nursery, self._is_accepting)
@@ -149,6 +162,7 @@ class Server:
             opened=self._opened,
             flow=self.flow,
             history=history,
+            users=self.users,
         )
 
     def _is_accepting(self) -> bool:
@@ -157,6 +171,8 @@ class Server:
     async def shutdown(self, code: int = CloseCode.SERVER_SHUTDOWN, timeout: float | None = None) -> None:
         """Stop accepting, close every socket with ``code`` and wait for them (bounded)."""
         self._accepting = False
+        if self.api is not None:
+            await self.api.leave()
         for conn in self.timers.live():
             conn.disconnect(code, "Server is shutting down")
         with trio.move_on_after(timeout if timeout is not None else self.config.close_timeout + 1):
@@ -175,15 +191,25 @@ class Server:
             timers.upgrading(raw)
             remote = address if isinstance(address, tuple) else None
             limits = (self.config.max_request_head, self.config.max_payload)
+            api = self.api if self.api_on_main_port else None
             try:
                 upgraded = await upgrade(
-                    raw, remote, self._links.recv_view, self._known_upgrades, limits, self._answer
+                    raw,
+                    remote,
+                    self._links.recv_view,
+                    self._known_upgrades,
+                    limits,
+                    self._answer,
+                    is_api_request if api is not None else None,
                 )
             except trio.ClosedResourceError:
                 upgraded = None
             if not timers.upgraded(raw):  # timed out meanwhile
                 upgraded = None
-            if upgraded is not None and self._sessions is not None:
+            if isinstance(upgraded, PlainHttp):
+                assert api is not None
+                await api.exchanges.serve(raw, upgraded.received)
+            elif upgraded is not None and self._sessions is not None:
                 http_request, leftover = upgraded
                 conn = WsConnection(raw, self._links)
                 session = Session(conn, http_request, self._sessions)
@@ -226,6 +252,10 @@ class Server:
         status = self.status_response(path, public=True)
         if status is not None:
             return status
+        if path.startswith(API_PREFIX) and self.api is not None and self.api_on_main_port:
+            if path == DOCUMENT_PATH:
+                return plain_response(200, "OK", self.api.service.document, "application/json")
+            return plain_response(405, "Method Not Allowed", b"Method Not Allowed: use POST", "text/plain")
         if path != self.config.path:
             return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
         origin = http_request.header("Origin")
@@ -258,6 +288,7 @@ class Server:
         handle = session.handle
         conn.release()
         session.release()
+        self.users.forget(session)
         if was_open and handle is not None:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
             for hook in self.app.disconnection_hooks:

@@ -227,6 +227,45 @@ SETTINGS: tuple[Setting, ...] = (
         "also answer `/metrics` and the detailed `/health` on the main port; `false`: only the status "
         'listeners (`metrics_port`) do, and the main port\'s `/health` says only `{"status": "ok"}`',
     ),
+    Setting(
+        "api_key",
+        "str?",
+        _D.api_key,
+        "key of the HTTP server API (`POST /api/<method>`, see [server-api.md](server-api.md)), sent as "
+        "`X-API-Key` or `Authorization: apikey KEY`; unset: the API is off",
+    ),
+    Setting(
+        "api_port",
+        "port?",
+        None,
+        "serve the HTTP server API on this port (shared by every worker) instead of the main port; `0` picks "
+        "a free one; unset: on the main port",
+    ),
+    Setting(
+        "api_max_body",
+        "int",
+        _D.api_max_body,
+        "largest request body (bytes) the HTTP server API reads; larger: HTTP 413",
+    ),
+    Setting(
+        "api_idempotency_window",
+        "float",
+        _D.api_idempotency_window,
+        "how long a publish's `idempotency_key` is remembered per channel (a repeat is answered, not published)",
+    ),
+    Setting(
+        "user_claim",
+        "str",
+        _D.user_claim,
+        "the auth token claim that names a connection's user (the server API's `disconnect` and `unsubscribe`)",
+    ),
+    Setting(
+        "node_ttl",
+        "float",
+        _D.node_ttl,
+        "how long a worker's node record outlives its last refresh (refreshed every third of it): the bound "
+        "after which a dead worker is gone from the server API's `info` and `channels`",
+    ),
     Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
 )
 
@@ -247,6 +286,7 @@ class Settings:
     broker_prefix: str = "hubbub:"
     drain_timeout: float = 10.0
     metrics_port: int | None = None
+    api_port: int | None = None
     log_level: str = "WARNING"
     #: Where each value came from: ``cli``, ``env``, ``file`` or ``default``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -337,6 +377,12 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
     if not isinstance(logging.getLevelName(level), int):
         raise SettingsError(f"{where('log_level')}: unknown logging level {values['log_level']!r}")
     values["log_level"] = level
+    if values["api_port"] is not None and not values["api_key"]:
+        raise SettingsError(f"{where('api_port')}: the server API needs api_key")
+    if values["node_ttl"] < 1:
+        raise SettingsError(f"{where('node_ttl')}: must be at least 1 second")
+    if not values["user_claim"]:
+        raise SettingsError(f"{where('user_claim')}: must not be empty")
     if not values["path"].startswith("/"):
         raise SettingsError(f"{where('path')}: must start with /")
     broker = values["broker"]

@@ -33,7 +33,14 @@ from functools import partial
 
 import trio
 
-from ._runner import freeze_startup_objects, listening_url, load_app, serve_until_signalled, status_url
+from ._runner import (
+    api_url,
+    freeze_startup_objects,
+    listening_url,
+    load_app,
+    serve_until_signalled,
+    status_url,
+)
 from ._transport.listen import bind_listener
 from .settings import Settings
 
@@ -63,6 +70,8 @@ class WorkerSpec:
     listener_fd: int
     status_fd: int | None
     sys_path: list[str]
+    #: The server API's listener (``api_port``), shared by every worker like the main one.
+    api_fd: int | None = None
 
 
 def describe_exit(returncode: int) -> str:
@@ -92,10 +101,15 @@ class Supervisor:
     """Starts, watches, restarts and drains the workers of one ``hubbub run --workers N``."""
 
     def __init__(
-        self, settings: Settings, listener: stdsocket.socket, statuses: list[stdsocket.socket | None]
+        self,
+        settings: Settings,
+        listener: stdsocket.socket,
+        statuses: list[stdsocket.socket | None],
+        api: stdsocket.socket | None = None,
     ) -> None:
         self.settings = settings
         self.listener = listener
+        self.api = api
         self.slots = [_Slot(i, statuses[i]) for i in range(settings.workers)]
         self.draining = False
         self.exit_code = 0
@@ -145,6 +159,8 @@ class Supervisor:
         for slot in self.slots:
             if slot.status is not None:
                 print(f"hubbub worker {slot.index} metrics on {status_url(slot.status)}", flush=True)
+        if self.api is not None:
+            print(f"hubbub api on {api_url(self.api)}", flush=True)
         print(f"hubbub listening on {listening_url(self.listener, self.settings.server.path)}", flush=True)
 
     async def _keep_running(self, slot: _Slot) -> None:
@@ -183,10 +199,10 @@ class Supervisor:
                 listener_fd=self.listener.fileno(),
                 status_fd=slot.status.fileno() if slot.status is not None else None,
                 sys_path=list(sys.path),
+                api_fd=self.api.fileno() if self.api is not None else None,
             )
             fds = [self.listener.fileno(), theirs.fileno()]
-            if slot.status is not None:
-                fds.append(slot.status.fileno())
+            fds += [sock.fileno() for sock in (slot.status, self.api) if sock is not None]
             payload = pickle.dumps(spec)
             ours.sendall(struct.pack("!I", len(payload)) + payload)
             process = await trio.lowlevel.open_process(
@@ -252,12 +268,15 @@ def run_cluster(settings: Settings) -> int:
                 status = bind_listener(config.host, port)
                 opened.append(status)
                 statuses.append(status)
+            api = bind_listener(config.host, settings.api_port) if settings.api_port is not None else None
+            if api is not None:
+                opened.append(api)
         except OSError as error:
             print(f"hubbub: cannot listen on {config.host}: {error.strerror}", file=sys.stderr)
             return 2
         for sock in opened:
             os.set_inheritable(sock.fileno(), True)
-        return trio.run(Supervisor(settings, listener, statuses).run)
+        return trio.run(Supervisor(settings, listener, statuses, api).run)
     finally:
         for sock in opened:
             sock.close()
@@ -312,9 +331,12 @@ def worker_main() -> None:
     app = load_app(settings.app)
     listener = stdsocket.socket(fileno=spec.listener_fd)
     listener.setblocking(False)
-    status = stdsocket.socket(fileno=spec.status_fd) if spec.status_fd is not None else None
-    if status is not None:
-        status.setblocking(False)
+    status, api = (
+        stdsocket.socket(fileno=fd) if fd is not None else None for fd in (spec.status_fd, spec.api_fd)
+    )
+    for sock in (status, api):
+        if sock is not None:
+            sock.setblocking(False)
 
     def announce(url: str) -> None:
         del url
@@ -332,6 +354,7 @@ def worker_main() -> None:
             worker_id=spec.index,
             drain_timeout=settings.drain_timeout,
             status_listener=status,
+            api_listener=api,
             announce=announce,
             stop=partial(_until_closed, control),
         )

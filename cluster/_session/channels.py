@@ -9,6 +9,7 @@ from hubbub.broker import BrokerUnavailable
 from hubbub.protocol import BrokerError, InvalidActionError
 
 from .._broker_errors import subscribe_failed
+from .._control import reserved
 from .._middleware import Action, ActionType
 from .._recovery import read_recover
 from .session import Session, after_publish
@@ -25,7 +26,13 @@ def _channel_of(session: Session, data: Any, cid: int | float | None, what: str)
         session.reply_error(cid, InvalidActionError(f"{what} channel name was malformatted"))
         return None
     if len(channel) > session.parts.config.max_channel_name:
-        session.reply_error(cid, session.name_too_long())
+        limit = session.parts.config.max_channel_name
+        session.reply_error(
+            cid, InvalidActionError(f"Channel name is longer than the limit of {limit} characters")
+        )
+        return None
+    if reserved(channel):
+        session.reply_error(cid, InvalidActionError(f"{what} channel name is reserved for the server"))
         return None
     return channel
 

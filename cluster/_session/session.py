@@ -11,7 +11,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -50,6 +50,7 @@ from .._transport.flow import FlowControl
 from .._transport.framing import frame_message, frame_text
 from .._transport.http import HttpRequest
 from .._transport.state import SocketState
+from .._users import UserIndex
 from ..auth import JwtAuth
 from .calls import Calls
 from .lanes import Lanes
@@ -89,6 +90,8 @@ class SessionParts:
     flow: FlowControl
     #: The channels with history (None when no channel rule gives any).
     history: HistoryChannels | None = None
+    #: The users of this worker's connections (their tokens' ``user_claim``).
+    users: UserIndex[Session] = field(default_factory=lambda: UserIndex("sub"))
 
 
 class Session:
@@ -177,10 +180,6 @@ class Session:
     def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
         self.send_packet(response_packet(cid, error=dehydrate_error(error)))
 
-    def name_too_long(self) -> SCError:
-        limit = self.parts.config.max_channel_name
-        return InvalidActionError(f"Channel name is longer than the limit of {limit} characters")
-
     def reply_error(self, cid: int | float | None, error: BaseException) -> None:
         """Answer an invoke with ``error`` (a transmit gets no answer)."""
         if cid is not None:
@@ -228,6 +227,7 @@ class Session:
 
     def set_token(self, token: dict[str, Any] | None, signed: str | None) -> None:
         self.auth_token, self.signed_auth_token = token, signed
+        self.parts.users.token_changed(self, token)
 
     def expire_token(self) -> SCError | None:
         """Drop the token if it has expired (telling the client); the error middleware sees then."""

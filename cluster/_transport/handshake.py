@@ -13,7 +13,7 @@ from websockets.server import ServerProtocol
 from .http import HttpRequest, plain_response, switching_protocols
 from .upgrade import KnownUpgrade, KnownUpgrades
 
-__all__ = ["Answer", "recv_into", "upgrade"]
+__all__ = ["Answer", "PlainHttp", "recv_into", "upgrade"]
 
 ws_log = logging.getLogger("hubbub.websockets")
 
@@ -24,6 +24,15 @@ _BAD_REQUEST = plain_response(400, "Bad Request", b"Bad Request", "text/plain").
 
 #: Decides a request's fate: the HTTP response for one that must not become a WebSocket, else None.
 Answer = Callable[[HttpRequest], Awaitable[Response | None]]
+
+
+class PlainHttp:
+    """A request that is served as plain HTTP, with a body (see :mod:`.exchange`): the bytes read so far."""
+
+    __slots__ = ("received",)
+
+    def __init__(self, received: bytes) -> None:
+        self.received = received
 
 
 def recv_into(sock: stdsocket.socket, view: memoryview) -> int:
@@ -43,10 +52,12 @@ async def upgrade(
     known: KnownUpgrades,
     limits: tuple[int, int],
     answer: Answer,
-) -> tuple[HttpRequest, bytes] | None:
+    plain: Callable[[bytes], bool] | None = None,
+) -> tuple[HttpRequest, bytes] | PlainHttp | None:
     """Read the HTTP request and answer it; on a WebSocket upgrade, the request and any bytes after it.
 
     ``limits`` are the largest request head (431 beyond it) and the largest WebSocket message.
+    A request whose head ``plain`` accepts is not read further: :class:`PlainHttp` hands it over.
     """
     max_request_head, max_payload = limits
     handshake: ServerProtocol | None = None
@@ -65,6 +76,8 @@ async def upgrade(
             if (end if end >= 0 else len(head)) > max_request_head:
                 _write_all(raw, [_HEAD_TOO_LARGE])
                 return None
+            if end >= 0 and plain is not None and plain(bytes(head[:end])):
+                return PlainHttp(bytes(head))
             seen = known.find(bytes(head[: end + 4])) if end >= 0 else None
             if seen is not None:
                 return await _upgrade_known(raw, remote, answer, *seen, bytes(head[end + 4 :]))

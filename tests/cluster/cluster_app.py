@@ -13,3 +13,9 @@ app = App()
 async def worker(request: Request) -> dict[str, int]:
     del request
     return {"pid": os.getpid()}
+
+
+@app.procedure("login")
+async def login(request: Request) -> None:
+    """Authenticate the caller as the user named in the call's data (claim ``sub``)."""
+    await request.socket.set_auth_token({"sub": request.data})
