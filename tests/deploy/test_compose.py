@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -52,6 +53,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
+LB_API_KEY = "lb-test-api-key"
 MESSAGES = 300
 
 
@@ -247,6 +249,7 @@ def _local_replica(own_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch) -> 
     env["HUBBUB_BROKER"] = urlunsplit(broker._replace(netloc=f"127.0.0.1:{own_redis.port}"))
     env["HUBBUB_PORT"] = str(free_port())
     env["HUBBUB_APP"] = "cluster_app:app"  # the test app: its `worker` procedure names the process
+    env["HUBBUB_API_KEY"] = LB_API_KEY  # the server API, which the load balancer must not forward
     env["PYTHONPATH"] = str(CLUSTER_APP_DIR)
     cmd = ["127.0.0.1" if part == "0.0.0.0" else part for part in compose_command()]
     executable = Path(sys.executable).with_name(cmd[0])
@@ -305,6 +308,17 @@ def test_compose_replicas_cross_workers_through_redis(replicas: list[Replica], c
 
 
 # -- the load balancer -----------------------------------------------------------------------
+
+
+def _http_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
 
 
 def _require_haproxy() -> str:
@@ -378,6 +392,14 @@ def test_load_balancer_passes_websockets_to_the_replicas(
         wait_until(healthy, "the load balancer's /lb-health", 20, 0.05)
         assert lb.proc.poll() is None, lb.tail()
         assert http_get(f"{base}/ready")[0] == 200
+
+        # The server API answers on a replica, but the load balancer does not forward it.
+        publish = b'{"channel": "lb", "data": 1}'
+        headers = {"X-API-Key": LB_API_KEY, "Content-Type": "application/json"}
+        replica_http = f"http://127.0.0.1:{replicas[0].running.port}"
+        assert _http_post(f"{replica_http}/api/publish", publish, headers) == (200, '{"result":{}}')
+        for path in ("/api/publish", "/api/info", "/api/openapi.json", "/api/../api/info"):
+            assert _http_post(f"{base}{path}", publish, headers)[0] == 404, path
 
         # The official client subscribes through the load balancer (a WebSocket upgrade through
         # HAProxy); message i is published on replica i % 2, so it hears from both.
