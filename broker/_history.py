@@ -144,3 +144,12 @@ class HistoryBroker(Protocol):
         read before the first publication stays valid after it); ``options`` gives its meta ttl.
         """
         ...
+
+    async def remove_history(self, channel: str) -> None:
+        """Drop the stored publications of ``channel``; its offset and epoch go on.
+
+        Positions taken before stay valid (the next publication follows the last offset), so the
+        workers' streams carry on; a recovery from before the removal finds nothing to replay.
+        Raises :class:`~hubbub.broker.BrokerUnavailable` when the broker did not take it.
+        """
+        ...

@@ -123,3 +123,7 @@ class MemoryBroker(MemoryValues):
     ) -> HistoryPage:
         """:meth:`history` without the coroutine."""
         return self._history.read(channel, options, since, limit, reverse)
+
+    async def remove_history(self, channel: str) -> None:
+        """Drop ``channel``'s kept publications (at once); its offset and epoch go on."""
+        self._history.remove(channel)

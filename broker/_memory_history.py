@@ -73,6 +73,12 @@ class MemoryHistory:
             chosen = list(islice(entries, start, start + count))
         return HistoryPage(chosen, position)
 
+    def remove(self, channel: str) -> None:
+        """Drop ``channel``'s kept publications (its offset and epoch stay)."""
+        state = self._channels.get(channel)
+        if state is not None:
+            state.entries.clear()
+
     def _state(self, channel: str, options: HistoryOptions, now: float) -> _Channel:
         """``channel``'s live state (a new epoch when it had none or it expired), its meta refreshed."""
         state = self._channels.get(channel)

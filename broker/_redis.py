@@ -204,3 +204,7 @@ class RedisBroker(RedisValues):
     ) -> HistoryPage:
         """Read ``channel``'s position and stored publications in one script call."""
         return await self._history.read(channel, options, since, limit, reverse)
+
+    async def remove_history(self, channel: str) -> None:
+        """Delete ``channel``'s stored publications; its offset and epoch (the meta key) stay."""
+        await self._history.remove(channel)

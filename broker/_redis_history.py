@@ -61,6 +61,22 @@ class HistoryReader:
                 log.warning("redis broker: left out history entry %d of %r: %s", offset, channel, exc)
         return HistoryPage(entries, position)
 
+    async def remove(self, channel: str) -> None:
+        """Delete ``channel``'s stream of stored publications (its meta, offset and epoch, stay)."""
+        session = self._current.live()
+        _, stream = self._names.history_keys(channel)
+        timeout = self._options.publish_timeout
+        try:
+            await on_session(session, session.client.delete([stream]), timeout)
+        except BrokerUnavailable:
+            raise
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"redis did not answer the history removal of {channel!r} within {timeout}s"
+            ) from None
+        except Exception as exc:
+            raise BrokerUnavailable(f"history removal of {channel!r} failed: {describe(exc)}") from exc
+
     async def _call(self, session: Session, keys: tuple[bytes, bytes], args: list[object]) -> object:
         from coredis.exceptions import NoScriptError
 

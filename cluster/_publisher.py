@@ -123,3 +123,13 @@ class Publisher:
             return await self._history.history(channel, options, since=since, limit=limit, reverse=reverse)
         except BrokerUnavailable as error:
             raise history_failed(channel, error) from error
+
+    async def remove_history(self, channel: str) -> None:
+        """Drop the stored publications of ``channel`` (its offsets go on); BrokerError if the broker fails."""
+        if self.history_options(channel) is None:
+            raise ValueError(f"channel {channel!r} keeps no history")
+        assert self._history is not None
+        try:
+            await self._history.remove_history(channel)
+        except BrokerUnavailable as error:
+            raise history_failed(channel, error) from error

@@ -127,6 +127,9 @@ class LossyHistoryBroker:
         await trio.lowlevel.checkpoint()
         return page
 
+    async def remove_history(self, channel: str) -> None:
+        self.entries.pop(channel, None)
+
 
 async def _settle() -> None:
     """Let every task run until all wait (the clock is virtual: it jumps ahead when all tasks sleep)."""
