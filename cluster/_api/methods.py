@@ -176,7 +176,11 @@ class Methods:
 
     async def history_remove(self, request: dict[str, Any]) -> dict[str, Any]:
         channel = self._history_channel(request)
-        raise ApiError(NOT_AVAILABLE, f"history_remove of {channel!r}: the broker cannot remove history yet")
+        try:
+            await self._publisher.remove_history(channel)
+        except BrokerError:
+            raise _unavailable(f"history_remove of {channel!r}") from None
+        return {}
 
     async def presence(self, request: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(request.get("channel"))

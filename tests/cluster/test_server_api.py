@@ -13,6 +13,7 @@ import re
 import signal
 import uuid
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -401,3 +402,69 @@ async def test_api_port_serves_the_api_alone(
     status, _ = await trio.to_thread.run_sync(_request, cluster.http, "GET", "/api/openapi.json")
     assert status != 200
     assert (await call(base, "info", {}, key="nope"))[0] == 401
+
+
+def _history_config(tmp_path: Path) -> str:
+    path = tmp_path / "hubbub.toml"
+    path.write_text('[[channels]]\nmatch = "hist/*"\nhistory_size = 5\nhistory_ttl = 60\n')
+    return str(path)
+
+
+async def test_history_over_the_api(
+    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
+) -> None:
+    cluster = _start(hubbub_cluster, redis_server, prefix, "--config", _history_config(tmp_path))
+    base = cluster.http
+    channel = f"hist/{_name()}"
+    async with client_on_worker(cluster.url) as (client, _), client.subscribe(channel) as messages:
+        await messages.wait_subscribed(5)
+        published = [await result(base, "publish", {"channel": channel, "data": f"m{i}"}) for i in (1, 2, 3)]
+        epoch = published[0]["epoch"]
+        assert epoch and published == [{"offset": i, "epoch": epoch} for i in (1, 2, 3)]
+        assert [await _receive(messages) for _ in range(3)] == ["m1", "m2", "m3"]
+
+        async def history(**request: Any) -> Any:
+            return await result(base, "history", {"channel": channel, **request})
+
+        def pubs(answer: Any) -> list[tuple[int, Any]]:
+            return [(p["offset"], p["data"]) for p in answer["publications"]]
+
+        assert await history() == {"publications": [], "offset": 3, "epoch": epoch}  # no limit: position
+        assert pubs(await history(limit=-1)) == [(1, "m1"), (2, "m2"), (3, "m3")]
+        assert pubs(await history(limit=2)) == [(1, "m1"), (2, "m2")]
+        assert pubs(await history(limit=2, reverse=True)) == [(3, "m3"), (2, "m2")]
+        assert pubs(await history(limit=-1, since={"offset": 1, "epoch": epoch})) == [(2, "m2"), (3, "m3")]
+        since_three = {"offset": 3, "epoch": epoch}
+        assert pubs(await history(limit=-1, since=since_three, reverse=True)) == [(2, "m2"), (1, "m1")]
+        assert pubs(await history(limit=1, since=since_three, reverse=True)) == [(2, "m2")]
+        errors = [
+            ({"since": {"offset": 0}, "reverse": True, "limit": 1}, 107),
+            ({"since": {"offset": 1, "epoch": "not-" + epoch}, "limit": -1}, 112),
+            ({"since": {"offset": -1}}, 107),
+        ]
+        for request, code in errors:
+            status, answer = await call(base, "history", {"channel": channel, **request})
+            assert status == 200 and answer["error"]["code"] == code, (request, answer)
+
+        # skip_history: delivered, neither stored nor numbered.
+        skipped = await result(
+            base, "publish", {"channel": channel, "data": "off the record", "skip_history": True}
+        )
+        assert skipped == {}
+        assert await _receive(messages) == "off the record"
+        assert (await history(limit=-1))["offset"] == 3
+
+        # history_remove: the publications go, the offsets go on.
+        assert await result(base, "history_remove", {"channel": channel}) == {}
+        assert await history(limit=-1) == {"publications": [], "offset": 3, "epoch": epoch}
+        for i in range(4, 11):
+            assert await result(base, "publish", {"channel": channel, "data": f"m{i}"}) == {
+                "offset": i,
+                "epoch": epoch,
+            }
+        assert [offset for offset, _ in pubs(await history(limit=-1))] == [6, 7, 8, 9, 10]  # history_size 5
+        assert [await _receive(messages) for _ in range(7)] == [f"m{i}" for i in range(4, 11)]
+
+    for method in ("history", "history_remove"):
+        status, answer = await call(base, method, {"channel": "plain-channel"})
+        assert answer["error"]["code"] == 108 and "keeps no history" in answer["error"]["message"]

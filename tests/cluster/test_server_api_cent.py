@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import cent
@@ -55,16 +56,24 @@ def _drive(api_url: str, channel: str, other: str) -> dict[str, Any]:
     seen["disconnect"] = client.disconnect(cent.DisconnectRequest(user="nobody"))
     seen["unsubscribe"] = client.unsubscribe(cent.UnsubscribeRequest(user="nobody", channel=channel))
     client.publish(cent.PublishRequest(channel=channel, data=_message(4)))
+    seen["history"] = client.history(cent.HistoryRequest(channel=channel, limit=-1))
+    seen["history_top"] = client.history(cent.HistoryRequest(channel=channel, limit=2, reverse=True))
+    seen["history_remove"] = client.history_remove(cent.HistoryRemoveRequest(channel=channel))
+    seen["history_after"] = client.history(cent.HistoryRequest(channel=channel, limit=-1))
     return seen
 
 
 async def test_cent_publishes_and_the_official_client_receives(
-    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str
+    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:
     if shutil.which("node") is None or not (INTEROP / "node_modules").is_dir():
         pytest.fail("node and tests/interop/node_modules are required (run `make install`)")
-    cluster = hubbub_cluster("--broker", redis_server.url, "--broker-prefix", prefix, "--api-key", KEY)
-    channel, other = f"cent-{uuid.uuid4().hex[:8]}", f"cent-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "hubbub.toml"
+    config.write_text('[[channels]]\nmatch = "history/*"\nhistory_size = 10\nhistory_ttl = 60\n')
+    cluster = hubbub_cluster(
+        "--broker", redis_server.url, "--broker-prefix", prefix, "--api-key", KEY, "--config", str(config)
+    )
+    channel, other = f"history/{uuid.uuid4().hex[:8]}", f"cent-{uuid.uuid4().hex[:8]}"
     node = await trio.lowlevel.open_process(
         ["node", "cross_worker.js", "--url", cluster.url, "--channel", channel, "--count", "5"],
         cwd=INTEROP,
@@ -91,9 +100,21 @@ async def test_cent_publishes_and_the_official_client_receives(
     assert done["event"] == "done", done
     assert done["order"] == [0, 1, 2, 3, 4]  # the idempotent repeat was not published
 
-    assert seen["publish"].offset == 0 and seen["publish"].epoch == ""
-    assert [response.error for response in seen["broadcast"].responses] == [None, None]
-    assert len(seen["batch"].replies) == 3
+    epoch = seen["publish"].epoch
+    assert seen["publish"].offset == 1 and epoch
+    responses = seen["broadcast"].responses
+    assert [response.error for response in responses] == [None, None]
+    assert (responses[0].result.offset, responses[1].result.offset) == (2, 0)  # `other` keeps no history
+    assert [(reply.offset, reply.epoch) for reply in seen["batch"].replies] == [
+        (3, epoch),
+        (4, epoch),
+        (4, epoch),
+    ]
+    history = seen["history"]
+    assert (history.offset, history.epoch) == (5, epoch)
+    assert [(p.offset, p.data["i"]) for p in history.publications] == [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]
+    assert [p.offset for p in seen["history_top"].publications] == [5, 4]
+    assert seen["history_after"].publications == [] and seen["history_after"].offset == 5
     channels = seen["channels"].channels
     assert channels[channel].num_clients == 1  # the JavaScript subscriber
     assert seen["channels_filtered"].channels == {}

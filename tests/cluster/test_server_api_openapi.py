@@ -8,6 +8,7 @@ the field, a value of the type is not); real answers validate against the docume
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,10 +123,17 @@ async def test_the_document_matches_the_server(hubbub_cluster: ClusterFactory) -
     assert checked > 30
 
 
-async def test_real_answers_validate_against_the_document(hubbub_cluster: ClusterFactory) -> None:
+async def test_real_answers_validate_against_the_document(
+    hubbub_cluster: ClusterFactory, tmp_path: Path
+) -> None:
     doc = document()
-    cluster = hubbub_cluster("--api-key", KEY, workers=1)
+    config = tmp_path / "hubbub.toml"
+    config.write_text('[[channels]]\nmatch = "h/*"\nhistory_size = 10\nhistory_ttl = 60\n')
+    cluster = hubbub_cluster("--api-key", KEY, "--config", str(config), workers=1)
     calls = {
+        "publish_history": {"channel": "h/1", "data": {"x": 1}},
+        "history_read": {"channel": "h/1", "limit": -1},
+        "history_remove": {"channel": "h/1"},
         "publish": {"channel": "c", "data": {"x": 1}},
         "broadcast": {"channels": ["c", "d", ""], "data": 1},
         "channels": {},
@@ -135,15 +143,18 @@ async def test_real_answers_validate_against_the_document(hubbub_cluster: Cluste
         "presence": {"channel": "c"},
         "history": {"channel": "c"},
     }
-    for method, request in calls.items():
+    for name, request in calls.items():
+        method = {"publish_history": "publish", "history_read": "history"}.get(name, name)
         status, answer = await call(cluster.http, method, request)
         assert status == 200
         operation = doc["paths"][f"/api/{method}"]["post"]
         validate(doc, operation["responses"]["200"]["content"]["application/json"]["schema"], answer)
         if "error" in answer:
-            assert method in ("presence", "history"), answer
+            assert name in ("presence", "history"), answer
         else:
             assert "result" in answer
+        if name == "history_read":
+            assert answer["result"]["publications"] == [{"data": {"x": 1}, "offset": 1}]
     status, answer = await call(cluster.http, "batch", {"commands": [{"info": {}}, {"publish": {}}]})
     validate(
         doc,
