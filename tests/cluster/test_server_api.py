@@ -50,6 +50,17 @@ async def _login(client: Client, user: str) -> None:
     await client.wait_authenticated(5)
 
 
+async def _user(
+    stack: AsyncExitStack, cluster: Cluster, user: str, avoid: int | None = None, **options: Any
+) -> tuple[Client, int]:
+    """A client logged in as ``user``, on a worker other than ``avoid``: (client, worker pid)."""
+    client, pid = await stack.enter_async_context(
+        client_on_worker(cluster.url, avoid={avoid} if avoid else None, **options)
+    )
+    await _login(client, user)
+    return client, pid
+
+
 async def test_error_answers(hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str) -> None:
     cluster = _start(hubbub_cluster, redis_server, prefix)
     base = cluster.http
@@ -228,12 +239,9 @@ async def test_channels_and_info_cover_the_cluster(
     base = cluster.http
     shared, lone = _name(), _name()
     async with AsyncExitStack() as stack:
-        first, first_pid = await stack.enter_async_context(client_on_worker(cluster.url))
-        second, second_pid = await stack.enter_async_context(client_on_worker(cluster.url, avoid={first_pid}))
-        third, _ = await stack.enter_async_context(client_on_worker(cluster.url, avoid={second_pid}))
-        await _login(first, "alice")
-        await _login(third, "alice")
-        await _login(second, "bob")
+        first, first_pid = await _user(stack, cluster, "alice")
+        second, second_pid = await _user(stack, cluster, "bob", first_pid)
+        third, _ = await _user(stack, cluster, "alice", second_pid)
         for client, channel in ((first, shared), (second, shared), (third, shared), (second, lone)):
             handle = await stack.enter_async_context(client.subscribe(channel))
             await handle.wait_subscribed(5)
@@ -294,20 +302,14 @@ async def test_disconnect_by_user_reaches_every_worker(
     cluster = _start(hubbub_cluster, redis_server, prefix)
     base = cluster.http
     async with AsyncExitStack() as stack:
-        opened = {}
-        alice1, pid_a = await stack.enter_async_context(client_on_worker(cluster.url, auto_reconnect=False))
-        alice2, pid_b = await stack.enter_async_context(
-            client_on_worker(cluster.url, avoid={pid_a}, auto_reconnect=False)
-        )
-        alice3, _ = await stack.enter_async_context(
-            client_on_worker(cluster.url, avoid={pid_b}, auto_reconnect=False)
-        )
-        bob, _ = await stack.enter_async_context(
-            client_on_worker(cluster.url, avoid={pid_b}, auto_reconnect=False)
-        )
-        for client, user in ((alice1, "alice"), (alice2, "alice"), (alice3, "alice"), (bob, "bob")):
-            await _login(client, user)
-            opened[client] = await stack.enter_async_context(client.events())
+        alice1, pid_a = await _user(stack, cluster, "alice", auto_reconnect=False)
+        alice2, pid_b = await _user(stack, cluster, "alice", pid_a, auto_reconnect=False)
+        alice3, _ = await _user(stack, cluster, "alice", pid_b, auto_reconnect=False)
+        bob, _ = await _user(stack, cluster, "bob", pid_b, auto_reconnect=False)
+        opened = {
+            client: await stack.enter_async_context(client.events())
+            for client in (alice1, alice2, alice3, bob)
+        }
 
         async def closed(client: Client) -> Disconnected:
             with trio.fail_after(5):
@@ -344,11 +346,9 @@ async def test_unsubscribe_by_user_reaches_every_worker(
     base = cluster.http
     room, other = _name(), _name()
     async with AsyncExitStack() as stack:
-        alice1, pid_a = await stack.enter_async_context(client_on_worker(cluster.url))
-        alice2, _ = await stack.enter_async_context(client_on_worker(cluster.url, avoid={pid_a}))
-        bob, _ = await stack.enter_async_context(client_on_worker(cluster.url))
-        for client, user in ((alice1, "alice"), (alice2, "alice"), (bob, "bob")):
-            await _login(client, user)
+        alice1, pid_a = await _user(stack, cluster, "alice")
+        alice2, _ = await _user(stack, cluster, "alice", pid_a)
+        bob, _ = await _user(stack, cluster, "bob")
         events = {client: await stack.enter_async_context(client.events()) for client in (alice1, alice2)}
         rooms = {}
         for client in (alice1, alice2, bob):
