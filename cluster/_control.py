@@ -143,8 +143,8 @@ class ControlPath:
         """A message on this worker's node channel: an answer to one of its surveys."""
         if not isinstance(message, dict):
             return
-        survey = self._surveys.get(message.get("id"))  # type: ignore[arg-type]
-        sender = message.get("from")
+        survey_id, sender = message.get("id"), message.get("from")
+        survey = self._surveys.get(survey_id) if isinstance(survey_id, str) else None
         if survey is None or not isinstance(sender, str):
             return
         survey.answers[sender] = message.get("data")

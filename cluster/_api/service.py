@@ -85,7 +85,7 @@ class ApiService:
     async def answer(self, request: PlainRequest) -> Answer:
         """The answer to one HTTP request on the API's routes."""
         path = request.path
-        if path == DOCUMENT_PATH and request.method in ("GET", "HEAD"):
+        if path == DOCUMENT_PATH and request.method == "GET":
             return Answer(200, self.document)
         if not path.startswith(PREFIX):
             return Answer(404, b"Not Found", "text/plain; charset=utf-8")

@@ -22,7 +22,7 @@ import trio
 
 from hubbub.client import Client, Disconnected, KickedOut
 
-from ..conftest import RedisProcess
+from ..conftest import RedisCluster, RedisProcess
 from .api_helpers import KEY, api_base, call, result
 from .conftest import Cluster, ClusterFactory, ahttp_get, client_on_worker, poll
 
@@ -468,3 +468,33 @@ async def test_history_over_the_api(
     for method in ("history", "history_remove"):
         status, answer = await call(base, method, {"channel": "plain-channel"})
         assert answer["error"]["code"] == 108 and "keeps no history" in answer["error"]["message"]
+
+
+async def test_the_cross_worker_methods_on_a_redis_cluster(
+    hubbub_cluster: ClusterFactory, redis_cluster: RedisCluster, prefix: str
+) -> None:
+    cluster = hubbub_cluster(
+        "--broker", redis_cluster.url, "--broker-prefix", prefix, "--api-key", KEY, "--node-ttl", "2"
+    )  # fmt: skip
+    base = cluster.http
+    channel = _name()
+    async with AsyncExitStack() as stack:
+        alice, pid = await _user(stack, cluster, "alice", auto_reconnect=False)
+        bob, _ = await _user(stack, cluster, "bob", pid)
+        messages = await stack.enter_async_context(bob.subscribe(channel))
+        await messages.wait_subscribed(5)
+        events = await stack.enter_async_context(alice.events())
+
+        async def two_nodes() -> bool:
+            return len((await result(base, "info", {}))["nodes"]) == 2
+
+        await poll(two_nodes, "two node records on the Redis Cluster", timeout=10)
+        assert (await result(base, "channels", {}))["channels"] == {channel: {"num_clients": 1}}
+        assert await result(base, "publish", {"channel": channel, "data": "sharded"}) == {}
+        assert await _receive(messages) == "sharded"
+        assert await result(base, "disconnect", {"user": "alice"}) == {}
+        with trio.fail_after(5):
+            async for event in events:
+                if isinstance(event, Disconnected):
+                    assert event.code == 4500
+                    break
