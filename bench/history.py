@@ -1,17 +1,19 @@
 """Channels with history, measured (issue 12): the cost of a publish, and a recovery storm.
 
 Both scenarios run one hubbub worker on a Redis broker (a redis-server of their own on a free
-port, no persistence) and clients from this process (hubbub's Python client, on trio).
+port, no persistence), a second worker, and clients: hubbub's Python client on trio in this process for ``publish``, the official
+JavaScript client in node for ``storm``.
 
 * ``publish``: ``--subscribers`` clients on one channel; one client publishes ``--count`` messages
   (``--window`` in flight). Once on a plain channel, once on a channel with history, alternating,
   ``--rounds`` times. Prints the CPU seconds the worker and redis-server spent per publish (from
   /proc) and the deliveries per second, with medians, and history's ratio to plain.
-* ``storm``: ``--storm-clients`` clients subscribed with ``recover=True`` to one history channel
-  lose their connections at once (a relay cuts them), ``--missed`` messages are published, then
-  they all reconnect at once. Prints the time from the reconnect until every client has
-  recovered (its ``Resubscribed`` event and all missed messages) and the Redis commands made per
-  recovered client (``INFO commandstats``).
+* ``storm``: ``--storm-clients`` official JavaScript clients (bench/storm.js, recovering as
+  docs/recovery-protocol.md shows) subscribed to one history channel on worker A; A is killed (SIGKILL), ``--missed`` messages are published on worker B, A is
+  started again on its port and every client reconnects to it at once. Prints the time from A
+  listening again until every client has recovered (its ``Resubscribed`` event and all missed
+  messages), A's CPU seconds meanwhile, and the Redis commands made per recovered client
+  (``INFO commandstats``: the subscribe, position and recovery reads, shared between clients).
 
 Run: ``.venv/bin/python bench/history.py`` (add ``--rounds 5`` for steadier medians).
 """
@@ -19,6 +21,7 @@ Run: ``.venv/bin/python bench/history.py`` (add ``--rounds 5`` for steadier medi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -28,17 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from hubbub.client import Client, Disconnected, ReconnectOptions, Resubscribed, connect
+from hubbub.client import Client, connect
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "client"))
-from relay import open_relay  # noqa: E402  (the test suite's TCP relay, which can cut every client)
-
 RULES = '[[channels]]\nmatch = "hist/*"\nhistory_size = 1000\nhistory_ttl = 600\n'
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,8 +63,30 @@ def redis_commands(port: int) -> int:
     return sum(int(m) for m in re.findall(r"calls=(\d+)", out))
 
 
+def start_worker(config: Path, redis_port: int, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """A hubbub worker on the Redis broker, and its URL once it listens."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hubbub.cluster", "run", "--port", str(port), "--config", str(config),
+         "--broker", f"redis://127.0.0.1:{redis_port}/0"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    match = re.search(r"listening on (ws://\S+)", line)
+    assert match, line
+    return worker, match.group(1)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 class Servers:
-    """A redis-server and one hubbub worker on it, both ours (stopped by PID at the end)."""
+    """A redis-server and two hubbub workers on it, all ours (stopped by PID at the end)."""
 
     def __init__(self, workdir: Path) -> None:
         self.redis_port = free_port()
@@ -72,35 +95,34 @@ class Servers:
              "--dir", str(workdir)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        config = workdir / "hubbub.toml"
-        config.write_text(RULES)
+        self.config = workdir / "hubbub.toml"
+        self.config.write_text(RULES)
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", self.redis_port), 0.1).close()
                 break
             except OSError:
                 time.sleep(0.02)
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "hubbub.cluster", "run", "--port", "0", "--config", str(config),
-             "--broker", f"redis://127.0.0.1:{self.redis_port}/0"],
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
-        assert self.worker.stdout is not None
-        line = self.worker.stdout.readline()
-        match = re.search(r"listening on (ws://\S+)", line)
-        assert match, line
-        self.url = match.group(1)
+        self.worker, self.url = start_worker(self.config, self.redis_port)
         self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        #: A second worker: publishes while the first one is down.
+        self.other, self.other_url = start_worker(self.config, self.redis_port)
 
     def cpu(self) -> float:
         return cpu_seconds(self.worker.pid) + cpu_seconds(self.redis.pid)
 
+    def kill_worker(self) -> None:
+        """SIGKILL the first worker (ours, by PID)."""
+        self.worker.kill()
+        self.worker.wait(10)
+        stop(self.worker)
+
+    def restart_worker(self) -> None:
+        self.worker, _ = start_worker(self.config, self.redis_port, self.port)
+
     def stop(self) -> None:
-        for proc in (self.worker, self.redis):
-            proc.terminate()
-            proc.wait(10)
-        if self.worker.stdout is not None:
-            self.worker.stdout.close()
+        for proc in (self.worker, self.other, self.redis):
+            stop(proc)
 
 
 async def publish_round(servers: Servers, channel: str, args: argparse.Namespace) -> dict[str, float]:
@@ -150,50 +172,56 @@ async def _client(url: str, task_status: Any = trio.TASK_STATUS_IGNORED, **optio
 
 
 async def storm(servers: Servers, args: argparse.Namespace) -> dict[str, float]:
-    """1,000 recovering clients at once: seconds until all recovered, Redis commands per client."""
-    channel, missed, n = "hist/storm", args.missed, args.storm_clients
-    fast = ReconnectOptions(initial_delay=0.05, randomness=0.05, multiplier=1.5, max_delay=0.5)
-    recovered = trio.Event()
-    left = [n]
-    async with open_relay(servers.port) as relay, trio.open_nursery() as nursery:
-        cut_seen = trio.Semaphore(0)
+    """Clients of a worker that is killed recover at once on its restart: seconds, Redis commands each."""
+    channel, missed, n = f"hist/storm-{time.monotonic_ns()}", args.missed, args.storm_clients
+    cmd = ["node", str(ROOT / "bench" / "storm.js"), "--url", servers.url, "--channel", channel,
+           "--clients", str(n), "--missed", str(missed)]  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        clients = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE)
+        assert clients.stdout is not None
+        lines = _json_lines(clients.stdout)
 
-        async def one(task_status: Any) -> None:
-            async with connect(relay.url, reconnect=fast) as client, client.events() as events:
-                channel_handle = client.subscribe(channel, recover=True, max_size=missed + 10)
-                await channel_handle.wait_subscribed(30)
-                task_status.started()
-                async for event in events:
-                    if isinstance(event, Disconnected):
-                        cut_seen.release()
-                    elif isinstance(event, Resubscribed):
-                        assert event.recovered, event
-                        for _ in range(missed):
-                            await channel_handle.receive()
-                        left[0] -= 1
-                        if left[0] == 0:
-                            recovered.set()
-                        await trio.sleep_forever()
+        async def expect(event: str, timeout: float = 120) -> dict[str, Any]:
+            with trio.fail_after(timeout):
+                line = await lines.__anext__()
+            assert line["event"] == event, line
+            return line
 
-        for _ in range(n):
-            await nursery.start(one)
-        publisher = await nursery.start(_client, servers.url)
-        await publisher.publish(channel, "before")
-        relay.cut()
-        with trio.fail_after(60):
-            for _ in range(n):
-                await cut_seen.acquire()
-        for i in range(missed):
-            await publisher.publish(channel, i)
-        commands = redis_commands(servers.redis_port)
-        started = time.perf_counter()
-        relay.resume()
-        with trio.fail_after(120):
-            await recovered.wait()
-        elapsed = time.perf_counter() - started
-        per_client = (redis_commands(servers.redis_port) - commands - 1) / n  # INFO itself counts
+        try:
+            await expect("ready")
+            publisher = await nursery.start(_client, servers.other_url)
+            await publisher.publish(channel, "before")
+            await expect("primed")
+            servers.kill_worker()
+            await expect("cut")
+            for i in range(missed):
+                await publisher.publish(channel, i)
+            commands = redis_commands(servers.redis_port)
+            await trio.to_thread.run_sync(servers.restart_worker)
+            started, cpu = time.perf_counter(), cpu_seconds(servers.worker.pid)
+            outcome = await expect("recovered")
+            elapsed = time.perf_counter() - started
+            worker_cpu = cpu_seconds(servers.worker.pid) - cpu
+            per_client = (redis_commands(servers.redis_port) - commands - 1) / n  # INFO itself counts
+        finally:
+            clients.kill()
+            await clients.wait()
         nursery.cancel_scope.cancel()
-    return {"seconds_until_all_recovered": elapsed, "redis_commands_per_client": per_client}
+    assert outcome["gaps"] == 0, outcome
+    return {
+        "seconds_until_all_recovered": elapsed,
+        "worker_cpu_seconds": worker_cpu,
+        "redis_commands_per_client": per_client,
+    }
+
+
+async def _json_lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[dict[str, Any]]:
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield json.loads(line)
 
 
 def main() -> None:
