@@ -276,3 +276,30 @@ async def test_not_recovered_with_the_reason_and_live_messages_flow_after(
         assert await _next(events, Resubscribed) == Resubscribed(lost, False, "epoch changed")
         await publisher.publish(lost, "live")
         assert [(p.data, p.offset) for p in await _publications(on_lost, 1)] == [("live", 2)]
+
+
+@pytest.mark.redis
+@pytest.mark.trio
+async def test_the_app_reads_history_written_by_every_worker(
+    hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
+) -> None:
+    cluster = hubbub_cluster(
+        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
+    )
+    name = f"hist/{uuid.uuid4().hex[:8]}"
+    async with (
+        client_on_worker(cluster.url) as (one, worker_a),
+        client_on_worker(cluster.url, avoid={worker_a}) as (other, _),
+    ):
+        for i in range(6):
+            await (one if i % 2 else other).publish(name, i)
+        oldest = await one.invoke("history", {"channel": name, "limit": 2})
+        newest = await other.invoke("history", {"channel": name, "limit": 2, "reverse": True})
+        after = await one.invoke("history", {"channel": name, "since": 4})
+        assert oldest["entries"] == [[1, 0], [2, 1]]
+        assert newest["entries"] == [[6, 5], [5, 4]]
+        assert after["entries"] == [[5, 4], [6, 5]]
+        assert oldest["position"] == newest["position"] == after["position"]
+        assert oldest["position"][0] == 6
+        with pytest.raises(RemoteError, match="keeps no history"):
+            await one.invoke("history", {"channel": "plain"})
