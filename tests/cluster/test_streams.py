@@ -9,7 +9,8 @@ is in ``tests/cluster/test_history_cluster.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -136,18 +137,28 @@ async def _settle() -> None:
     await trio.sleep(1)
 
 
-def _setup(nursery: trio.Nursery) -> tuple[LossyHistoryBroker, Hub, HistoryChannels]:
-    broker = LossyHistoryBroker()
-    assert isinstance(broker, HistoryBroker)
-    hub = Hub(broker, nursery, [], JsonCodec())
-    return broker, hub, HistoryChannels(hub, broker, nursery)
+@asynccontextmanager
+async def _world() -> AsyncIterator[tuple[trio.Nursery, LossyHistoryBroker, Hub, HistoryChannels]]:
+    """A hub with history channels on a :class:`LossyHistoryBroker`; its tasks end with the block."""
+    async with trio.open_nursery() as nursery:
+        broker = LossyHistoryBroker()
+        assert isinstance(broker, HistoryBroker)
+        hub = Hub(broker, nursery, [], JsonCodec())
+        yield nursery, broker, hub, HistoryChannels(hub, broker, nursery)
+        nursery.cancel_scope.cancel()
+
+
+async def _subscribed(history: HistoryChannels) -> Recorder:
+    """A subscriber of ``ch`` from now on."""
+    sub = Recorder()
+    (await history.subscribe(sub, "ch", OPTIONS, None)).finish()
+    return sub
 
 
 async def test_publications_arrive_in_offset_order_with_their_position(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
+    async with _world() as (_nursery, broker, _hub, history):
         sub = Recorder()
         subscribed = await history.subscribe(sub, "ch", OPTIONS, None)
         assert subscribed.answer == {"offset": 0, "epoch": "e1"}
@@ -155,16 +166,13 @@ async def test_publications_arrive_in_offset_order_with_their_position(
         for i in range(5):
             broker.add("ch", i)
         assert sub.received == [(i + 1, i, "e1") for i in range(5)]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_gap_is_filled_from_the_history_before_what_came_after_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
-        sub = Recorder()
-        (await history.subscribe(sub, "ch", OPTIONS, None)).finish()
+    async with _world() as (_nursery, broker, _hub, history):
+        sub = await _subscribed(history)
         broker.drop = {3, 4, 5}
         for i in range(8):
             broker.add("ch", i)
@@ -172,16 +180,13 @@ async def test_a_gap_is_filled_from_the_history_before_what_came_after_it(
         assert sub.offsets() == [1, 2, 3, 4, 5, 6, 7, 8]
         assert history.streams.stats.healed == 3
         assert history.streams.stats.lost == 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_after_a_reconnect_the_worker_reads_what_it_missed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
-        sub = Recorder()
-        (await history.subscribe(sub, "ch", OPTIONS, None)).finish()
+    async with _world() as (_nursery, broker, _hub, history):
+        sub = await _subscribed(history)
         broker.add("ch", "a")
         broker.drop = {2, 3}
         broker.add("ch", "b")
@@ -190,32 +195,26 @@ async def test_after_a_reconnect_the_worker_reads_what_it_missed(
         broker.reconnected()
         await _settle()
         assert sub.offsets() == [1, 2, 3]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_gap_the_history_no_longer_holds_is_counted_and_delivery_goes_on(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
-        sub = Recorder()
-        (await history.subscribe(sub, "ch", OPTIONS, None)).finish()
+    async with _world() as (_nursery, broker, _hub, history):
+        sub = await _subscribed(history)
         broker.drop = set(range(1, 31))
         for i in range(31):
             broker.add("ch", i)
         await _settle()
         assert sub.offsets() == list(range(12, 32))  # the last 20 the history held
         assert history.streams.stats.lost == 11
-        nursery.cancel_scope.cancel()
 
 
 async def test_recovery_sends_what_was_missed_once_in_order_before_live_ones(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
-        watcher = Recorder()
-        (await history.subscribe(watcher, "ch", OPTIONS, None)).finish()
+    async with _world() as (nursery, broker, _hub, history):
+        await _subscribed(history)
         for i in range(10):
             broker.add("ch", i)
         sub = Recorder()
@@ -239,12 +238,10 @@ async def test_recovery_sends_what_was_missed_once_in_order_before_live_ones(
             broker.add("ch", i)
         assert sub.offsets() == list(range(5, 16))
         assert answer == {"recovered": True, "offset": 10, "epoch": "e1"}  # 11-13 came live
-        nursery.cancel_scope.cancel()
 
 
 async def test_recovery_reports_why_it_failed(autojump_clock: trio.testing.MockClock) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
+    async with _world() as (_nursery, broker, _hub, history):
         for i in range(30):
             broker.add("ch", i)
         old = await history.subscribe(Recorder(), "ch", OPTIONS, StreamPosition(3, "e0"))
@@ -256,15 +253,13 @@ async def test_recovery_reports_why_it_failed(autojump_clock: trio.testing.MockC
         broker.add("ch", "live")
         assert sub.offsets() == [31]
         assert history.streams.stats.recoveries == {"epoch changed": 1, "too many missed": 1}
-        nursery.cancel_scope.cancel()
 
 
 async def test_many_recoveries_of_one_channel_share_one_history_read(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
-        (await history.subscribe(Recorder(), "ch", OPTIONS, None)).finish()
+    async with _world() as (_nursery, broker, _hub, history):
+        await _subscribed(history)
         for i in range(15):
             broker.add("ch", i)
         before = broker.reads
@@ -280,14 +275,12 @@ async def test_many_recoveries_of_one_channel_share_one_history_read(
                 inner.start_soon(recover, sub, 5 + i % 5)
         assert broker.reads - before == 1
         assert all(sub.offsets() == list(range(6 + i % 5, 16)) for i, sub in enumerate(subs))
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_gap_right_after_the_position_read_is_filled_too(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, _hub, history = _setup(nursery)
+    async with _world() as (nursery, broker, _hub, history):
         broker.add("ch", "before")
         gate = broker.read_gate = trio.Event()
         sub = Recorder()
@@ -310,7 +303,6 @@ async def test_a_gap_right_after_the_position_read_is_filled_too(
         assert answers == [{"offset": 1, "epoch": "e1"}]
         assert sub.offsets() == [2, 3]
         assert history.streams.stats.healed == 1
-        nursery.cancel_scope.cancel()
 
 
 async def test_with_outbound_middleware_publications_keep_their_position(
@@ -339,12 +331,10 @@ async def test_with_outbound_middleware_publications_keep_their_position(
             "offset": 2,
             "epoch": "e1",
         }
-        nursery.cancel_scope.cancel()
 
 
 async def test_no_hold_outlives_its_need(autojump_clock: trio.testing.MockClock) -> None:
-    async with trio.open_nursery() as nursery:
-        broker, hub, history = _setup(nursery)
+    async with _world() as (nursery, broker, hub, history):
         for i in range(5):
             broker.add("ch", i)
         settled = Recorder()
@@ -360,4 +350,3 @@ async def test_no_hold_outlives_its_need(autojump_clock: trio.testing.MockClock)
         hub.remove(settled)  # the channel has no subscriber left: its holds go with it
         assert not history.fanout._holds
         gate.set()
-        nursery.cancel_scope.cancel()
