@@ -484,3 +484,43 @@ async def test_cluster_slot_move(redis_cluster: RedisCluster, prefix: str) -> No
     finally:  # give the slot back so the shared cluster keeps its original layout
         _move_slot(cluster, slot, from_port)
         wait_until(lambda: _slot_owner_everywhere(cluster, slot, from_port), "slot moved back", 10, 0.05)
+
+
+@pytest.mark.timeout(30)
+async def test_sentinel_history_survives_a_failover(sentinel_group: SentinelGroup, prefix: str) -> None:
+    """Channel history through Sentinel: the replica holds the stream and its meta, so after
+    ``SENTINEL FAILOVER`` offsets continue in the same epoch and the history reads whole."""
+    from hubbub.broker import HistoryBroker, HistoryOptions
+
+    g = sentinel_group
+    options = HistoryOptions(size=100, ttl=60)
+    async with open_broker(g.url, prefix=prefix, **FAST) as broker:
+        assert isinstance(broker, HistoryBroker)
+        first = [await broker.publish_history("hist", i, options) for i in range(5)]
+        assert [p.offset for p in first] == [1, 2, 3, 4, 5]
+        epoch = first[0].epoch
+        await eventually(lambda: _replica_synced(g.replica), "replica in sync", 10)
+
+        async def accepted() -> bool:
+            return "OK" in await cli(g.sentinel_port, "sentinel", "failover", SERVICE)
+
+        await eventually(accepted, "SENTINEL FAILOVER accepted", 10)
+        await eventually(lambda: g.primary_port(), "a primary", 10)
+
+        async def moved() -> bool:
+            return await g.primary_port() == g.replica.port
+
+        await eventually(moved, "the replica promoted", 15)
+
+        async def published() -> bool:
+            try:
+                position = await broker.publish_history("hist", 5, options)
+            except BrokerUnavailable:
+                return False
+            assert position.offset == 6 and position.epoch == epoch, position
+            return True
+
+        await eventually(published, "a history publish on the new primary", 15)
+        page = await broker.history("hist", options)
+        assert [(e.offset, e.data) for e in page.entries] == [(i + 1, i) for i in range(6)]
+        assert page.position.epoch == epoch
