@@ -8,11 +8,13 @@ of the first pattern that matches its whole name (:mod:`fnmatch` globs: ``*`` ma
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._config_file import CHANNELS_KEY, read_config_file
 from ._history import DEFAULT_META_TTL, HistoryOptions
 
 __all__ = ["ChannelOptions", "ChannelRule", "ChannelRules"]
@@ -136,11 +138,18 @@ class ChannelRules:
         return self.options(channel).history if self.rules else None
 
     @classmethod
-    def from_config(cls, tables: Iterable[Mapping[str, Any]]) -> ChannelRules:
-        """Rules from ``[[channels]]`` TOML tables: ``match`` plus option keys."""
+    def from_config(cls, tables: Sequence[Mapping[str, Any]]) -> ChannelRules:
+        """Rules from ``[[channels]]`` TOML tables: ``match`` plus option keys.
+
+        Raises :class:`ValueError` naming the bad table and key.
+        """
+        if not isinstance(tables, list | tuple):
+            raise ValueError(
+                f"{CHANNELS_KEY} must be an array of tables ([[{CHANNELS_KEY}]]), got {tables!r}"
+            )
         rules = []
         for index, table in enumerate(tables):
-            where = f"[[channels]] #{index + 1}"
+            where = f"[[{CHANNELS_KEY}]] #{index + 1}"
             if not isinstance(table, Mapping):
                 raise ValueError(f"{where}: must be a table, got {table!r}")
             values = dict(table)
@@ -149,3 +158,21 @@ class ChannelRules:
                 raise ValueError(f'{where}: needs match = "<glob>" (e.g. "chat/*")')
             rules.append(ChannelRule(match, ChannelOptions.from_mapping(values, where=f"{where} ({match})")))
         return cls(rules)
+
+    @classmethod
+    def from_config_file(cls, path: str | os.PathLike[str]) -> ChannelRules:
+        """The rules of hubbub's TOML config file (``hubbub run --config``): its ``[[channels]]``
+        tables, read as the workers read them, so that another process (an emitter) gives every
+        channel the options the workers give it.
+
+        Raises :class:`ValueError` naming the file: it cannot be read, is not TOML, or has a bad rule.
+        """
+        return cls.from_config_data(read_config_file(path), path)
+
+    @classmethod
+    def from_config_data(cls, data: Mapping[str, Any], path: str | os.PathLike[str]) -> ChannelRules:
+        """The rules in ``data``, the config file at ``path`` as read (only for the error message)."""
+        try:
+            return cls.from_config(data.get(CHANNELS_KEY, []))
+        except ValueError as error:
+            raise ValueError(f"config file {os.fspath(path)}: {error}") from None

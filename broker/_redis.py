@@ -19,8 +19,6 @@ works without touching it.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -30,6 +28,7 @@ import anyio.abc
 
 from ._base import BrokerUnavailable, DeliverFn
 from ._history import HistoryOptions, HistoryPage, PositionedDeliverFn, StreamPosition
+from ._publication import new_origin
 from ._redis_history import HistoryReader
 from ._redis_names import ChannelNames
 from ._redis_publisher import Publisher
@@ -39,14 +38,9 @@ from ._redis_supervisor import Supervisor
 from ._redis_target import RedisTarget
 from ._redis_values import RedisValues
 
-__all__ = ["RedisBroker", "default_worker_id"]
+__all__ = ["RedisBroker"]
 
 log = logging.getLogger("hubbub.broker.redis")
-
-
-def default_worker_id() -> str:
-    """``host:pid:random`` — unique per broker instance, readable in logs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class RedisBroker(RedisValues):
@@ -77,7 +71,7 @@ class RedisBroker(RedisValues):
     ) -> None:
         self.target = target
         self.prefix = prefix
-        self.worker_id = worker_id or default_worker_id()
+        self.worker_id = worker_id or new_origin()  # host:pid:random, readable in logs
         self.stats = BrokerStats()
         options = RedisOptions(
             connect_timeout=connect_timeout,

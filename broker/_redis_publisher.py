@@ -18,9 +18,10 @@ import anyio
 
 from ._base import BrokerUnavailable
 from ._coredis_internals import shard_names
-from ._envelope import Envelope, encode
+from ._envelope import Envelope
 from ._history import HistoryOptions, StreamPosition
-from ._history_script import PUBLISH, READ, publish_args, read_position
+from ._history_script import PUBLISH, READ, read_position
+from ._publication import RedisPublication, redis_publication
 from ._redis_names import ChannelNames
 from ._redis_session import (
     BrokerStats,
@@ -38,14 +39,11 @@ log = logging.getLogger("hubbub.broker.redis")
 
 @dataclass(eq=False)
 class _Pending:
-    name: bytes
-    data: bytes
+    publication: RedisPublication
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
     abandoned: bool = False
-    #: A history publish: the script's keys and arguments, and the position it answered.
-    keys: tuple[bytes, bytes] | None = None
-    args: list[Any] | None = None
+    #: The position a history publish was stored at.
     position: StreamPosition | None = None
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -84,25 +82,24 @@ class Publisher:
 
     async def publish(self, channel: str, data: Any) -> None:
         """Publish ``data`` on ``channel``; raises :class:`BrokerUnavailable` when Redis did not take it."""
-        self._current.live()
-        started = time.monotonic()
-        envelope = Envelope.new(channel, data, publish_id=next(self._seq), origin=self._worker_id)
-        await self._submit(_Pending(self._names.redis(channel), encode(envelope)), channel, started)
+        await self._publish(channel, data, None)
 
     async def publish_history(self, channel: str, data: Any, options: HistoryOptions) -> StreamPosition:
         """Store, number and publish ``data`` (the history script); returns its position.
 
         Raises :class:`BrokerUnavailable` when Redis did not take it.
         """
-        self._current.live()
-        started = time.monotonic()
-        name = self._names.redis(channel)
-        envelope = encode(Envelope.new(channel, data, publish_id=next(self._seq), origin=self._worker_id))
-        args = publish_args(name, envelope, options, sharded=self._cluster)
-        item = _Pending(name, envelope, keys=self._names.history_keys(channel), args=args)
-        await self._submit(item, channel, started)
+        item = await self._publish(channel, data, options)
         assert item.position is not None
         return item.position
+
+    async def _publish(self, channel: str, data: Any, history: HistoryOptions | None) -> _Pending:
+        self._current.live()
+        started = time.monotonic()
+        envelope = Envelope.new(channel, data, publish_id=next(self._seq), origin=self._worker_id)
+        item = _Pending(redis_publication(self._names, envelope, history, sharded=self._cluster))
+        await self._submit(item, channel, started)
+        return item
 
     async def _submit(self, item: _Pending, channel: str, started: float) -> None:
         self._queue.append(item)
@@ -157,10 +154,10 @@ class Publisher:
 
     async def _send(self, session: Session, batch: list[_Pending]) -> None:
         session.writer_idle = anyio.Event()
-        names = [item.name for item in batch]
+        names = [item.publication.name for item in batch]
         shards = shard_names(session.client, names) if self._cluster else None
         try:
-            history = any(item.keys is not None for item in batch)
+            history = any(item.publication.history for item in batch)
             if history and not session.scripts_loaded:
                 await self._load_scripts(session)
             results = await self._pipeline(session, batch, text=False)
@@ -190,7 +187,7 @@ class Publisher:
                 item.finish(BrokerUnavailable("the channel's cluster slot moved during the publish"))
             elif isinstance(result, BaseException):
                 item.finish(result)
-            elif item.keys is None:
+            elif not item.publication.history:
                 item.finish()
             else:
                 try:
@@ -206,12 +203,13 @@ class Publisher:
             transaction=False, raise_on_error=False, timeout=self._options.publish_timeout
         ) as pipe:
             for item in batch:
-                if item.keys is None:
-                    session.publish(pipe, item.name, item.data)
+                publication = item.publication
+                if publication.keys is None:
+                    session.publish(pipe, publication.name, publication.envelope)
                 elif text:
-                    pipe.eval(PUBLISH.text, item.keys, item.args)
+                    pipe.eval(PUBLISH.text, publication.keys, publication.args)
                 else:
-                    pipe.evalsha(PUBLISH.sha, item.keys, item.args)
+                    pipe.evalsha(PUBLISH.sha, publication.keys, publication.args)
         return list(pipe.results)
 
     async def _load_scripts(self, session: Session) -> None:

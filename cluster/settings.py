@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hubbub.broker import ChannelRules, parse_redis_url
 
+from .._config_file import CHANNELS_KEY
+from .._config_file import read_config_file as read_toml
 from ._config import ServerConfig
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "add_arguments", "load_settings"]
@@ -31,8 +32,6 @@ __all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "SettingsError", "ad
 ENV_PREFIX = "HUBBUB_"
 #: Environment variable naming the TOML file when ``--config`` is not given.
 CONFIG_ENV = "HUBBUB_CONFIG"
-#: The config file's array of tables with per-channel options (``[[channels]]``).
-CHANNELS_KEY = "channels"
 
 
 class SettingsError(ValueError):
@@ -396,12 +395,9 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
 def read_config_file(path: str) -> dict[str, Any]:
     """The settings in a TOML file (top-level keys named as in :data:`SETTINGS`)."""
     try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+        data = read_toml(path)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
     unknown = sorted(set(data) - set(_BY_NAME) - {CHANNELS_KEY})
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
@@ -442,7 +438,7 @@ def load_settings(
             values[setting.name] = setting.default
             sources[setting.name] = "default"
     _check(values, sources)
-    channel_rules = _channel_rules(from_file.get(CHANNELS_KEY, []), path)
+    channel_rules = _channel_rules(from_file, path)
     server = ServerConfig(
         **{k: v for k, v in values.items() if k in _SERVER_FIELDS and k != CHANNELS_KEY},
         channels=channel_rules,
@@ -451,13 +447,11 @@ def load_settings(
     return Settings(server=server, sources=sources, **rest)
 
 
-def _channel_rules(tables: Any, path: str | None) -> ChannelRules:
-    if not isinstance(tables, list):
-        raise SettingsError(f"config file {path}: channels must be an array of tables ([[channels]])")
+def _channel_rules(data: Mapping[str, Any], path: str | None) -> ChannelRules:
     try:
-        return ChannelRules.from_config(tables)
+        return ChannelRules.from_config_data(data, path or "")
     except ValueError as error:
-        raise SettingsError(f"config file {path}: {error}") from None
+        raise SettingsError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,1 @@
+../../core/_config_file.py
