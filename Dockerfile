@@ -17,6 +17,7 @@ COPY core ./core
 COPY cluster ./cluster
 COPY broker ./broker
 COPY client ./client
+COPY emitter ./emitter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:${PYTHON_VERSION}-slim

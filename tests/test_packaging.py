@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -13,7 +14,7 @@ import pytest
 
 from .conftest import ROOT, build_wheel
 
-MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client"}
+MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client", "emitter": "emitter"}
 
 
 def _modules(folder: Path, prefix: str) -> set[str]:
@@ -61,8 +62,20 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     for module in _expected_modules():
         path = module.replace(".", "/")
         assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
-    for marker in ("hubbub/py.typed", "hubbub/cluster/py.typed", "hubbub/client/py.typed"):
+    for marker in (
+        "hubbub/py.typed",
+        "hubbub/cluster/py.typed",
+        "hubbub/client/py.typed",
+        "hubbub/emitter/py.typed",
+    ):
         assert marker in names
+    (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
+    assert any(re.match(r"redis\b", requirement) for requirement in requires), requires  # hubbub.emitter's
 
 
 def test_editable_install_sees_a_new_module(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "Action", "ActionType", "App", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
         "ServerConfig", "ServerSocket", "SocketState", "bind_listener",
     },
+    "hubbub.emitter": {"AsyncEmitter", "BroadcastError", "Emitter", "EncodeError"},
     "hubbub.client": {
         "AckTimeoutError", "AuthState", "AuthStateChanged", "BlockingChannel", "BlockingClient", "Channel",
         "ChannelOverflowError", "ChannelState", "Client", "ClientError", "ClientEvent", "ClientState",

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +224,10 @@ def test_dockerfile_builder_copies_enough_to_build_the_wheel(tmp_path: Path) -> 
                 shutil.copytree(path, context / source, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(path, context / source)
-    build_wheel(context, tmp_path / "out", timeout=110)
+    wheel = build_wheel(context, tmp_path / "out", timeout=110)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("hubbub", "hubbub/cluster", "hubbub/broker", "hubbub/client", "hubbub/emitter"):
+        assert f"{package}/__init__.py" in names, f"{package} is not in the image's wheel"
 
 
 # -- the hubbub service, run locally ---------------------------------------------------------
