@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import multiprocessing
+import re
 import subprocess
 import sys
 import uuid
@@ -41,7 +42,7 @@ from hubbub.emitter import AsyncEmitter, BroadcastError, Emitter, EncodeError
 
 from ..broker.conftest import Collector
 from ..broker.test_history import Positioned, history_of, never
-from ..conftest import RedisCluster, RedisProcess, free_port
+from ..conftest import ROOT, RedisCluster, RedisProcess, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -484,3 +485,49 @@ def test_a_bad_config_file_is_refused_with_its_name(tmp_path: Path, text: str | 
         path.write_text(text)
     with pytest.raises(ValueError, match=message):
         Emitter.from_config(redis.Redis(), path)
+
+
+# -- the documented examples, run as written ----------------------------------------------------
+
+
+def _python_block(path: Path, marker: str) -> str:
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", path.read_text(), re.S) if marker in b]
+    return block
+
+
+@pytest.mark.parametrize(
+    ("document", "marker"),
+    [("README.md", "Emitter.from_config"), ("docs/emitter.md", "AsyncEmitter.from_config")],
+    ids=["readme-sync", "docs-asyncio"],
+)
+def test_the_documented_examples_publish_as_written(
+    redis_server: RedisProcess,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    document: str,
+    marker: str,
+) -> None:
+    code = _python_block(ROOT / document, marker)
+    assert "redis://127.0.0.1:6379/0" in code
+    (tmp_path / "hubbub.toml").write_text(
+        f'broker_prefix = "{prefix}"\n[[channels]]\nmatch = "chat/*"\nhistory_size = 10\nhistory_ttl = 60\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    client = redis.Redis(port=redis_server.port)
+    pubsub = client.pubsub()
+    pubsub.subscribe(f"{prefix}room", f"{prefix}chat/room")
+    for _ in range(2):
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    namespace: dict[str, Any] = {}
+    exec(code.replace("redis://127.0.0.1:6379/0", redis_server.url), namespace)
+    if "async def notify" in code:
+        asyncio.run(namespace["notify"]("room", "hi"))  # publishes on chat/room
+        channel, history = "chat/room", True
+    else:
+        namespace["notify"]("room", "hi")
+        channel, history = "room", False
+    envelope = decode(pubsub.get_message(timeout=5)["data"])
+    pubsub.close()
+    assert (envelope.channel, envelope.payload) == (channel, {"text": "hi"})
+    assert (envelope.offset == 1) is history
