@@ -24,7 +24,9 @@ class Emitter(EmitterBase[redis.Redis | redis.RedisCluster]):
     channel rules, so that a channel with history is numbered here as there (see
     :meth:`from_config`, which reads both from the workers' config file). The emitter does not
     close the client. It is safe to share between threads, as the client is, and renews its origin
-    id in a child process after ``fork``.
+    id in a child process after ``fork``. Attributes: ``client``, ``prefix``, ``channels``,
+    ``sharded`` (a cluster client: plain publications go by ``SPUBLISH``) and ``origin`` (the
+    envelopes' origin id, ``emitter:<host>:<pid>:<random>``).
 
     Errors: :class:`~hubbub.emitter.EncodeError` for data that cannot be encoded (nothing sent);
     redis-py's own exceptions as they are: ``redis.exceptions.ConnectionError`` and
