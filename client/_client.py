@@ -284,6 +284,10 @@ class Client:
         """
         return self._handlers.listen(event, max_size)
 
+    def listen_all(self, max_size: int = 1000) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, Any]]]:
+        """Like :meth:`listen`, for every event: ``(event, data)`` of each server transmit."""
+        return self._handlers.listen_all(max_size)
+
     async def _start(self, tg: anyio.abc.TaskGroup) -> None:
         """Run the client in ``tg`` (:func:`connect` does this); see ``ClientOptions.wait_connected``."""
         await self._life.start(tg)

@@ -32,6 +32,7 @@ class Handlers:
         self._procedures: dict[str, Handler] = dict(procedures or {})
         self._receivers: dict[str, Handler] = dict(receivers or {})
         self._listeners: dict[str, set[MessageBuffer[Any]]] = {}
+        self._taps: set[MessageBuffer[tuple[str, Any]]] = set()
 
     def set_procedure(self, name: str, handler: Handler | None) -> None:
         """Install (or with None remove) the handler for server invokes of ``name``."""
@@ -54,9 +55,19 @@ class Handlers:
             if not listeners:
                 self._listeners.pop(event, None)
 
+    @asynccontextmanager
+    async def listen_all(self, max_size: int) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+        """An iterator of ``(event, data)`` for every transmit while the context is open."""
+        buffer: MessageBuffer[tuple[str, Any]] = MessageBuffer(max_size, Overflow.DROP_OLDEST)
+        self._taps.add(buffer)
+        try:
+            yield _BufferIterator(buffer)
+        finally:
+            self._taps.discard(buffer)
+
     def close(self, error: BaseException) -> None:
         """End every ``listen`` stream with ``error`` (the client closed)."""
-        for buffers in self._listeners.values():
+        for buffers in [*self._listeners.values(), self._taps]:
             for buffer in buffers:
                 buffer.close(error)
 
@@ -64,6 +75,8 @@ class Handlers:
         """A user transmit arrived: feed the listeners, call the receiver."""
         for buffer in self._listeners.get(event, ()):
             buffer.put(data)
+        for tap in self._taps:
+            tap.put((event, data))
         handler = self._receivers.get(event)
         if handler is None:
             return

@@ -16,13 +16,15 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hubbub.broker import ChannelOptions, ChannelRule, HistoryPage, StreamPosition
-from hubbub.protocol import UNDEFINED
+from hubbub.protocol import UNDEFINED, SCError
 
 from ._middleware import Middleware, MiddlewareLine
+from ._validation import Converter, converter_for
 
 if TYPE_CHECKING:
     from ._socket import ServerSocket
@@ -31,6 +33,7 @@ __all__ = [
     "App",
     "ConnectionHook",
     "DisconnectionHook",
+    "LifespanHook",
     "Procedure",
     "Publisher",
     "Receiver",
@@ -105,7 +108,9 @@ Procedure = Callable[[Request], Awaitable[Any]]
 Receiver = Callable[["ServerSocket", Any], Awaitable[None]]
 ConnectionHook = Callable[["ServerSocket"], Awaitable[None]]
 DisconnectionHook = Callable[["ServerSocket", int, str], Awaitable[None]]
+LifespanHook = Callable[[], Awaitable[None]]
 _F = TypeVar("_F")
+log = logging.getLogger("hubbub.app")
 
 
 class App:
@@ -117,6 +122,8 @@ class App:
         self.middleware_chains: dict[MiddlewareLine, list[Middleware]] = {line: [] for line in MiddlewareLine}
         self.connection_hooks: list[ConnectionHook] = []
         self.disconnection_hooks: list[DisconnectionHook] = []
+        self.startup_hooks: list[LifespanHook] = []
+        self.shutdown_hooks: list[LifespanHook] = []
         #: Per-channel options by name pattern, after those of the config file (first match wins).
         self.channel_rules: tuple[ChannelRule, ...] = ()
         self._publisher: Publisher | None = None
@@ -133,20 +140,34 @@ class App:
             ChannelRule(match, ChannelOptions.from_mapping(options, where=f"channels({match!r})")),
         )
 
-    def procedure(self, name: str) -> Callable[[Procedure], Procedure]:
-        """Register the function that answers ``invoke(name, data)``."""
+    def procedure(self, name: str, *, model: Any = None) -> Callable[[Procedure], Procedure]:
+        """Register the function that answers ``invoke(name, data)``.
+
+        With ``model`` (a ``msgspec.Struct``, a pydantic model, or any type msgspec or pydantic
+        converts to), ``request.data`` is that model, converted from what the client sent; data
+        that does not fit is answered with an ``InvalidArgumentsError`` and the procedure is not
+        called.
+        """
+
+        convert = None if model is None else converter_for(model, f"procedure {name!r}")
 
         def register(fn: Procedure) -> Procedure:
-            self.procedures[name] = fn
+            self.procedures[name] = fn if convert is None else _validated_procedure(fn, convert)
             return fn
 
         return register
 
-    def receiver(self, name: str) -> Callable[[Receiver], Receiver]:
-        """Register the function called for ``transmit(name, data)``: ``fn(socket, data)``."""
+    def receiver(self, name: str, *, model: Any = None) -> Callable[[Receiver], Receiver]:
+        """Register the function called for ``transmit(name, data)``: ``fn(socket, data)``.
+
+        With ``model``, ``data`` is converted as for :meth:`procedure`; data that does not fit is
+        dropped with one INFO line in the log (a transmit has no answer to carry the error).
+        """
+
+        convert = None if model is None else converter_for(model, f"receiver {name!r}")
 
         def register(fn: Receiver) -> Receiver:
-            self.receivers[name] = fn
+            self.receivers[name] = fn if convert is None else _validated_receiver(fn, convert)
             return fn
 
         return register
@@ -170,6 +191,37 @@ class App:
         """Call ``fn(socket, code, reason)`` when a handshaken socket closes."""
         self.disconnection_hooks.append(fn)
         return fn
+
+    def on_startup(self, fn: LifespanHook) -> LifespanHook:
+        """Await ``fn()`` when a worker starts, before it accepts connections.
+
+        Hooks run in the order they were registered; one that raises stops the worker from
+        starting. Each worker process runs them (``--workers 4`` runs them four times).
+        """
+        self.startup_hooks.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: LifespanHook) -> LifespanHook:
+        """Await ``fn()`` when a worker stops, after its sockets are closed (drained).
+
+        Hooks run in the order they were registered; one that raises is logged and the others
+        still run.
+        """
+        self.shutdown_hooks.append(fn)
+        return fn
+
+    async def run_startup(self) -> None:
+        """Run the startup hooks (the worker calls this)."""
+        for hook in self.startup_hooks:
+            await hook()
+
+    async def run_shutdown(self) -> None:
+        """Run the shutdown hooks, each even if one before it raised (the worker calls this)."""
+        for hook in self.shutdown_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook %r failed", hook)
 
     def bind(self, publisher: Publisher) -> None:
         """Attach the app to the worker that runs it (its publications go to ``publisher``)."""
@@ -199,3 +251,23 @@ class App:
         if self._publisher is None:
             raise RuntimeError("the app is not running in a server yet")
         return await self._publisher.history(channel, since=since, limit=limit, reverse=reverse)
+
+
+def _validated_procedure(fn: Procedure, convert: Converter) -> Procedure:
+    async def validated(request: Request) -> Any:
+        request.data = convert(request.data)
+        return await fn(request)
+
+    return validated
+
+
+def _validated_receiver(fn: Receiver, convert: Converter) -> Receiver:
+    async def validated(socket: ServerSocket, data: Any) -> None:
+        try:
+            data = convert(data)
+        except SCError as error:
+            log.info("socket %s: dropped a transmit: %s", socket.id, error.message)
+            return
+        await fn(socket, data)
+
+    return validated

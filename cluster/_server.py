@@ -124,7 +124,8 @@ class Server:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept and serve connections on ``listener`` until cancelled, then close every socket."""
+        """Run the app's startup hooks, then accept and serve connections on ``listener`` until cancelled."""
+        await self.app.run_startup()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._sessions = self._session_parts(nursery)
@@ -169,7 +170,7 @@ class Server:
         return self._accepting
 
     async def shutdown(self, code: int = CloseCode.SERVER_SHUTDOWN, timeout: float | None = None) -> None:
-        """Stop accepting, close every socket with ``code`` and wait for them (bounded)."""
+        """Stop accepting, close every socket with ``code``, wait for them (bounded), run the shutdown hooks."""
         self._accepting = False
         if self.api is not None:
             await self.api.leave()
@@ -177,6 +178,7 @@ class Server:
             conn.disconnect(code, "Server is shutting down")
         with trio.move_on_after(timeout if timeout is not None else self.config.close_timeout + 1):
             await self.timers.wait_all_closed()
+        await self.app.run_shutdown()
 
     # -- one connection --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-CHECKED = ("hubbub.protocol", "hubbub.broker", "hubbub.client", "hubbub.cluster", "hubbub.emitter")
+CHECKED = ("hubbub.protocol", "hubbub.broker", "hubbub.client", "hubbub.cluster", "hubbub.emitter", "hubbub.testing")
 
 
 def _modules() -> dict[str, Path]:

@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROOT, build_wheel
 
-MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client", "emitter": "emitter"}
+MAPPED = {"cluster": "cluster", "broker": "broker", "client": "client", "emitter": "emitter", "testing": "testing"}
 
 
 def _modules(folder: Path, prefix: str) -> set[str]:
@@ -67,6 +67,7 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
         "hubbub/cluster/py.typed",
         "hubbub/client/py.typed",
         "hubbub/emitter/py.typed",
+        "hubbub/testing/py.typed",
     ):
         assert marker in names
     (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]

@@ -35,6 +35,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "ServerConfig", "ServerSocket", "SocketState", "bind_listener",
     },
     "hubbub.emitter": {"AsyncEmitter", "BroadcastError", "Emitter", "EncodeError"},
+    "hubbub.testing": {"AppClient", "AppServer", "NothingReceived", "serve_app", "serve_app_in_thread"},
     "hubbub.client": {
         "AckTimeoutError", "AuthState", "AuthStateChanged", "BlockingChannel", "BlockingClient", "Channel",
         "ChannelOverflowError", "ChannelState", "Client", "ClientError", "ClientEvent", "ClientState",
@@ -51,6 +52,7 @@ PUBLIC_API: dict[str, set[str]] = {
 PUBLIC_SUBMODULES: dict[str, set[str]] = {
     "hubbub.client": {"cli"},
     "hubbub.cluster": {"auth", "cli", "settings", "supervisor"},
+    "hubbub.testing": {"plugin"},
 }
 
 
