@@ -62,6 +62,10 @@ class ServerConfig:
     #: Procedure calls and receiver messages of one socket queued or running at once; past it an
     #: invoke gets ``InvalidActionError`` and a transmit closes the socket with 1008.
     max_pending_calls: int = 1000
+    #: Messages per second one socket may send on average (a token bucket; 0 turns it off); past
+    #: it, and past ``message_burst`` at once, the socket is closed with 4012.
+    message_rate: float = 5000.0
+    message_burst: int = 50_000
     #: Longest channel name (characters) a client may subscribe or publish to.
     max_channel_name: int = 256
     #: Distinct channels with local subscribers per worker; a subscribe to one more gets ``BrokerError``.

@@ -132,6 +132,11 @@ class WorkerCollector(Collector):
             "Sockets closed with 4010 because their outbound backlog passed outbound_limit.",
             stats.slow_consumer_disconnects,
         )
+        yield self._counter(
+            "hubbub_rate_limited_disconnects",
+            "Sockets closed with 4012 because they sent more messages than message_rate/message_burst allow.",
+            stats.rate_limited_disconnects,
+        )
         yield self._gauge(
             "hubbub_broker_ready", "1 when the broker is connected and resubscribed.", broker.ready
         )

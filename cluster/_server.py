@@ -72,18 +72,7 @@ class Server:
             worker_limit=config.worker_outbound_limit,
         )
         self.timers.on_tick = self.flow.check
-        self._links = ConnectionParts(
-            max_payload=config.max_payload,
-            outbound_limit=config.outbound_limit,
-            ping_timeout=config.ping_timeout,
-            close_timeout=config.close_timeout,
-            write_batch=WriteBatch(),
-            timers=self.timers,
-            stats=self.stats,
-            spawn=self.spawn,
-            recv_view=memoryview(bytearray(RECV_SIZE)),
-            flow=self.flow,
-        )
+        self._links = _connection_parts(config, self.timers, self.stats, self.flow, self.spawn)
         self._sessions: SessionParts | None = None
         #: The channels with history, while serving (None when no channel rule gives any).
         self.history: HistoryChannels | None = None
@@ -300,6 +289,25 @@ class Server:
         """Run ``fn(*args)`` in the worker's nursery; an exception is logged, never fatal."""
         assert self._nursery is not None
         self._nursery.start_soon(_guarded, fn, *args)
+
+
+def _connection_parts(
+    config: ServerConfig, timers: Timers, stats: ServerStats, flow: FlowControl, spawn: Callable[..., None]
+) -> ConnectionParts:
+    return ConnectionParts(
+        max_payload=config.max_payload,
+        outbound_limit=config.outbound_limit,
+        ping_timeout=config.ping_timeout,
+        close_timeout=config.close_timeout,
+        write_batch=WriteBatch(),
+        timers=timers,
+        stats=stats,
+        spawn=spawn,
+        recv_view=memoryview(bytearray(RECV_SIZE)),
+        flow=flow,
+        message_rate=config.message_rate,
+        message_burst=config.message_burst,
+    )
 
 
 async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:

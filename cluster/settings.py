@@ -52,6 +52,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple[Any, ...] = ()
+    #: The flag's value name in ``--help`` when the kind's is wrong (a float that is not seconds).
+    metavar: str = ""
 
     @property
     def flag(self) -> str:
@@ -200,6 +202,20 @@ SETTINGS: tuple[Setting, ...] = (
         _D.max_pending_calls,
         "procedure calls and receiver messages of one socket queued or running at once; past it an "
         "invoke gets `InvalidActionError`, a transmit closes the socket with 1008",
+    ),
+    Setting(
+        "message_rate",
+        "float",
+        _D.message_rate,
+        "messages per second one socket may send on average (a token bucket refilled at this rate; "
+        "`0` turns it off); past it the socket is closed with 4012",
+        metavar="PER_SECOND",
+    ),
+    Setting(
+        "message_burst",
+        "int",
+        _D.message_burst,
+        "messages one socket may send at once (the bucket's size) before `message_rate` applies",
     ),
     Setting(
         "max_channel_name",
@@ -378,6 +394,8 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
     values["log_level"] = level
     if values["api_port"] is not None and not values["api_key"]:
         raise SettingsError(f"{where('api_port')}: the server API needs api_key")
+    if values["message_burst"] < 1:
+        raise SettingsError(f"{where('message_burst')}: must be at least 1")
     if values["node_ttl"] < 1:
         raise SettingsError(f"{where('node_ttl')}: must be at least 1 second")
     if not values["user_claim"]:
@@ -471,6 +489,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         if setting.choices:
             metavar = "|".join(str(c) for c in setting.choices)
+        metavar = setting.metavar or metavar
         help_text = setting.help.replace("`", "").replace("*", "").replace("%", "%%")
         parser.add_argument(
             setting.flag,

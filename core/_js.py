@@ -236,7 +236,9 @@ def js_json_dumps(value: Any) -> str:
                 raise TypeError(f"keys must be str, not {type(key).__name__}")
             items[key] = item
         return (
-            "{" + ",".join(f"{_js_string_literal(k)}:{js_json_dumps(items[k])}" for k in _js_key_order(items)) + "}"
+            "{"
+            + ",".join(f"{_js_string_literal(k)}:{js_json_dumps(items[k])}" for k in _js_key_order(items))
+            + "}"
         )
     if isinstance(value, list | tuple):
         return "[" + ",".join(js_json_dumps(item) for item in value) + "]"

@@ -27,6 +27,7 @@ from .._stats import ServerStats
 from .flow import FlowControl
 from .handshake import recv_into, ws_log
 from .outbound import Outbound, WriteBatch
+from .rate import TokenBucket
 from .state import SocketState
 from .timers import Timers
 
@@ -77,12 +78,16 @@ class ConnectionParts:
     recv_view: memoryview
     #: The worker's flow control (None: a socket overflows at ``outbound_limit``, no push-back).
     flow: FlowControl | None = None
+    #: Messages per second a client may send on average (0: no limit), and in one burst.
+    message_rate: float = 0.0
+    message_burst: int = 0
 
 
 class WsConnection:
     """One client connection after its HTTP upgrade."""
 
     __slots__ = (
+        "_bucket",
         "_close_written",
         "_hold",
         "_liveness",
@@ -116,6 +121,7 @@ class WsConnection:
         now = trio.current_time()
         self.opened_at = now
         self._liveness = Liveness(parts.ping_timeout, now)
+        self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
         #: When a ``CLOSING`` connection is dropped if the peer has not closed by then.
         self.close_deadline = 0.0
         self.close_code: int | None = None
@@ -255,7 +261,7 @@ class WsConnection:
         fragments = bytearray()
         fragment_opcode = Opcode.TEXT
         half_closed = False
-        view = self._parts.recv_view
+        view, bucket = self._parts.recv_view, self._bucket
         if leftover:  # frames the client sent right behind its upgrade request
             ws.receive_data(leftover)
         received = 1
@@ -278,7 +284,10 @@ class WsConnection:
                     continue
                 wait_first = 0 < received < RECV_SIZE
                 if received:
-                    self._liveness.on_data(trio.current_time())
+                    now = trio.current_time()
+                    self._liveness.on_data(now)
+                    if bucket is not None:
+                        bucket.refill(now)
                     ws.receive_data(view[:received].tobytes())
                 else:
                     ws.receive_eof()
@@ -300,6 +309,9 @@ class WsConnection:
                     fragments = bytearray()
                 else:
                     continue
+                if bucket is not None and bucket.spend():
+                    _flooded(self)
+                    break
                 if is_text and self.sink.publish_inline(payload):
                     if self.state is not _OPEN:
                         break
@@ -320,6 +332,13 @@ class WsConnection:
                 half_closed = True
                 if _end_tcp(self):
                     return
+
+
+def _flooded(self: WsConnection) -> None:
+    """The client sent more messages than its bucket allows: close with 4012."""
+    self._parts.stats.rate_limited_disconnects += 1
+    log.info("connection %x: message rate limit exceeded, closing with %d", id(self), CloseCode.RATE_LIMITED)
+    self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
 
 
 def _end_tcp(self: WsConnection) -> bool:

@@ -34,6 +34,8 @@ class CloseCode(enum.IntEnum):
     SLOW_CONSUMER = 4010
     #: hubbub: the worker is shutting down; reconnect (possibly to another worker).
     SERVER_SHUTDOWN = 4011
+    #: hubbub: the client sent messages faster than the worker's ``message_rate``/``message_burst``.
+    RATE_LIMITED = 4012
 
 
 class ReconnectAction(enum.Enum):
