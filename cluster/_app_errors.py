@@ -15,7 +15,9 @@ import secrets
 
 from hubbub.protocol import SCError
 
-__all__ = ["for_client", "unencodable"]
+from ._loop import foreign_loop_message
+
+__all__ = ["for_client", "log_app_failure", "unencodable"]
 
 log = logging.getLogger("hubbub.app")
 
@@ -24,12 +26,28 @@ def for_client(error: Exception, where: str) -> Exception:
     """The error to send a client for ``error``, raised by the app code named by ``where``."""
     if isinstance(error, SCError):
         return error
+    foreign = foreign_loop_message(error, where)
+    if foreign is not None:
+        log.error("%s", foreign)
+        return Exception(foreign)
     if type(error) is Exception:
         log.warning("%s raised", where, exc_info=error)
         return error
     reference = _reference()
     log.warning("%s raised (reference %s)", where, reference, exc_info=error)
     return Exception(f"Internal server error (reference {reference})")
+
+
+def log_app_failure(error: BaseException, where: str) -> None:
+    """Log that app code named by ``where`` (a receiver, a hook) raised ``error``.
+
+    An error from a library of the other event loop is one line naming the ``--loop`` to use.
+    """
+    foreign = foreign_loop_message(error, where)
+    if foreign is not None:
+        log.error("%s", foreign)
+    else:
+        log.warning("%s raised", where, exc_info=error)
 
 
 def unencodable(error: Exception, socket_id: str) -> Exception:

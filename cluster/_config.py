@@ -24,6 +24,8 @@ class ServerConfig:
     path: str = "/socketcluster/"
     #: Codec for every socket of this worker: "json" (text frames) or "minbin" (MessagePack).
     codec: str = "json"
+    #: The event loop the worker runs on: ``trio`` or ``asyncio``.
+    loop: str = "trio"
     #: Heartbeat strings: 2 (empty frames, the default) or 1 (``#1``/``#2``).
     protocol_version: int = 2
     #: HMAC key for auth tokens (HS256); None makes a random key per process.

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.broker import Broker, BrokerUnavailable
+
+from ._loop import Spawner
 
 __all__ = ["CONTROL", "RESERVED_PREFIX", "ControlPath", "node_channel", "reserved"]
 
@@ -51,13 +53,13 @@ SurveyHandler = Callable[[dict[str, Any]], Any]
 class _Survey:
     expected: set[str]
     answers: dict[str, Any] = field(default_factory=dict)
-    done: trio.Event = field(default_factory=trio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class ControlPath:
     """This worker's end of the control path (``uid``: the worker's node id)."""
 
-    def __init__(self, broker: Broker, uid: str, nursery: trio.Nursery) -> None:
+    def __init__(self, broker: Broker, uid: str, nursery: Spawner) -> None:
         self._broker = broker
         self.uid = uid
         self._nursery = nursery
@@ -65,7 +67,7 @@ class ControlPath:
         self._survey_handlers: dict[str, SurveyHandler] = {}
         self._surveys: dict[str, _Survey] = {}
         #: Set once both control channels are subscribed at the broker.
-        self.subscribed = trio.Event()
+        self.subscribed = anyio.Event()
 
     @property
     def channels(self) -> tuple[str, str]:
@@ -89,7 +91,7 @@ class ControlPath:
                     break
                 except BrokerUnavailable as error:
                     log.debug("control: subscribing %r failed (%s); retrying", channel, error)
-                    await trio.sleep(delay)
+                    await anyio.sleep(delay)
                     delay = min(_RETRY_MAX, delay * 2)
         self.subscribed.set()
 
@@ -110,7 +112,7 @@ class ControlPath:
             await self.send(
                 {"op": "survey", "kind": kind, "id": survey_id, "from": self.uid, "params": params}
             )
-            with trio.move_on_after(timeout):
+            with anyio.move_on_after(timeout):
                 await survey.done.wait()
         finally:
             del self._surveys[survey_id]

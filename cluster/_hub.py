@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Sized
 from typing import Any, Protocol
 
-import trio
+import anyio
 
 from hubbub.broker import Broker, BrokerUnavailable, InProcessDelivery
 from hubbub.protocol import Codec
 
+from ._loop import Spawner
 from ._transport.framing import frame_message
 
 __all__ = ["Hub", "Publication", "Subscriber"]
@@ -101,7 +102,7 @@ class Hub:
     :meth:`Subscriber.deliver_filtered` instead of the shared frame.
     """
 
-    def __init__(self, broker: Broker, nursery: trio.Nursery, outbound: Sized, codec: Codec) -> None:
+    def __init__(self, broker: Broker, nursery: Spawner, outbound: Sized, codec: Codec) -> None:
         self._broker = broker
         #: Sets a channel's subscription at a broker that never waits (in-process), else None.
         self._inline: Callable[[str, bool], None] | None = (
@@ -113,7 +114,7 @@ class Hub:
         self._members: dict[str, dict[Subscriber, None]] = {}
         self._channels_of: dict[Subscriber, set[str]] = {}
         self._at_broker: set[str] = set()
-        self._locks: dict[str, trio.Lock] = {}
+        self._locks: dict[str, anyio.Lock] = {}
         self._to_release: set[str] = set()
         self._releasing = False
         self.deliveries = 0
@@ -240,7 +241,7 @@ class Hub:
         """Make the broker subscription of ``channel`` match whether it has local subscribers."""
         lock = self._locks.get(channel)
         if lock is None:
-            lock = self._locks[channel] = trio.Lock()
+            lock = self._locks[channel] = anyio.Lock()
         try:
             async with lock:
                 wanted = channel in self._members

@@ -21,12 +21,15 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from ._loop import current
+from ._transport.exchange import send_all
 from ._transport.listen import accept_loop
 
 if TYPE_CHECKING:
@@ -227,17 +230,21 @@ async def serve_status(listener: stdsocket.socket, server: Server, timeout: floa
     async def answer(raw: stdsocket.socket, address: object) -> None:
         await _answer(raw, server, timeout)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         await accept_loop(listener, answer, nursery)
 
 
 async def _answer(raw: stdsocket.socket, server: Server, timeout: float) -> None:
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+    loop = current()
     try:
-        with trio.move_on_after(timeout):
+        with anyio.move_on_after(timeout):
             data = b""
             while b"\r\n\r\n" not in data and len(data) < _MAX_REQUEST:
-                chunk = await stream.receive_some(4096)
+                try:
+                    chunk = raw.recv(4096)
+                except BlockingIOError:
+                    await loop.wait_readable(raw)
+                    continue
                 if not chunk:
                     return
                 data += chunk
@@ -253,8 +260,8 @@ async def _answer(raw: stdsocket.socket, server: Server, timeout: float) -> None
                 payload = head + body
             else:
                 payload = response.serialize()
-            await stream.send_all(payload)
-    except (OSError, trio.BrokenResourceError):
+            await send_all(raw, payload, timeout)
+    except (OSError, trio.ClosedResourceError):
         pass
     finally:
-        await trio.aclose_forcefully(stream)
+        raw.close()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.broker import BrokerUnavailable, SharedValues
 
@@ -43,7 +43,7 @@ class NodeRegistry:
             return
         while True:
             await self.refresh()
-            await trio.sleep(self.ttl / 3)
+            await anyio.sleep(self.ttl / 3)
 
     async def refresh(self) -> bool:
         """Write this worker's record now; False when the broker could not take it (logged)."""
@@ -60,7 +60,7 @@ class NodeRegistry:
         """Take this worker's record out (when it stops); a failure is left to the ttl."""
         if self._values is None:
             return
-        with trio.move_on_after(1.0):
+        with anyio.move_on_after(1.0):
             try:
                 await self._values.delete_entry(TABLE, self.uid)
             except BrokerUnavailable:

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import trio
-
 from hubbub.broker import BrokerUnavailable, HistoryBroker, HistoryOptions, StreamPosition
 from hubbub.protocol import InvalidActionError
 
 from ._hub import Hub, Publication, Subscriber
+from ._loop import Spawner
 from ._positioned import PositionedFanout
 from ._streams import ChannelStreams
 
@@ -59,7 +58,7 @@ class Subscribed:
 class HistoryChannels:
     """This worker's channels with history: their streams, fan-out, and subscribing with a position."""
 
-    def __init__(self, hub: Hub, broker: HistoryBroker, nursery: trio.Nursery) -> None:
+    def __init__(self, hub: Hub, broker: HistoryBroker, nursery: Spawner) -> None:
         self._hub = hub
         self.fanout = PositionedFanout(hub)
         self.streams = ChannelStreams(broker, self.fanout, nursery)

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
-import trio
+import anyio
 
 from hubbub.broker import Broker, MemoryBroker
 
 from ._app import App
 from ._config import ServerConfig
+from ._loop import run
 from ._server import Server
 from ._transport.listen import bind_listener
 from .settings import Settings
@@ -89,8 +90,8 @@ async def serve_until_signalled(
     """
     from ._metrics import WorkerMetrics, serve_status
 
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with _open_broker(broker_url, broker_prefix) as broker, trio.open_nursery() as nursery:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with _open_broker(broker_url, broker_prefix) as broker, anyio.create_task_group() as nursery:
             server = Server(app, config, broker)
             server.worker_id = worker_id
             server.api_on_main_port = api_listener is None
@@ -101,7 +102,7 @@ async def serve_until_signalled(
             if api_listener is not None and server.api is not None:
                 nursery.start_soon(server.api.serve_listener, api_listener)
             announce(listening_url(listener, config.path))
-            async with trio.open_nursery() as waiting:
+            async with anyio.create_task_group() as waiting:
 
                 async def until_signal() -> None:
                     async for _ in signals:
@@ -151,7 +152,7 @@ def run_worker(
         print(f"hubbub api on {api_url(api)}", flush=True)
     freeze_startup_objects()
     try:
-        trio.run(
+        run(
             partial(
                 serve_until_signalled,
                 app,
@@ -162,7 +163,9 @@ def run_worker(
                 drain_timeout=settings.drain_timeout if settings else None,
                 status_listener=status,
                 api_listener=api,
-            )
+            ),
+            config.loop,
+            use_uvloop=settings.uvloop if settings else True,
         )
     finally:
         for opened in (listener, *extra.values()):

@@ -1,7 +1,7 @@
 """A hubbub worker: builds the layers (transport, sessions, hub, publisher) and wires them together.
 
-I/O is done on plain non-blocking sockets with trio's ``wait_readable``/``wait_writable`` (see
-:mod:`._transport`). One task per connection reads; nothing else runs per connection unless a
+I/O is done on plain non-blocking sockets with the loop's ``wait_readable``/``wait_writable``
+(trio's, or asyncio's through :mod:`._loop`; see :mod:`._transport`). One task per connection reads; nothing else runs per connection unless a
 procedure, a receiver or a backed-up write needs it. One timer task for the whole worker sends
 pings and enforces the handshake, pong and close deadlines.
 """
@@ -14,6 +14,8 @@ import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.abc
 import trio
 from websockets.http11 import Response
 
@@ -23,8 +25,10 @@ from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
 from ._api.wiring import DOCUMENT_PATH, ServerApi, WorkerView, is_api_request
 from ._api.wiring import PREFIX as API_PREFIX
 from ._app import App
+from ._app_errors import log_app_failure
 from ._config import ServerConfig
 from ._hub import Hub
+from ._loop import Loop, Spawner, current, for_name
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from ._publisher import Publisher
 from ._recovery import HistoryChannels
@@ -59,24 +63,28 @@ class Server:
         #: Takes publications to the broker (clients' and the app's).
         self.publisher = Publisher(broker, ChannelRules(config.channels.rules + app.channel_rules))
         self.stats = ServerStats()
+        #: The event loop this worker runs on (``config.loop``).
+        self.loop = for_name(config.loop)
         self.timers = Timers(
             config.ping_interval,
             config.handshake_timeout,
             config.close_timeout,
             frame_message("" if config.protocol_version == 2 else "#1"),
+            self.loop,
         )
         #: Congestion of this worker's outbound buffers, checked at every timer tick.
         self.flow = FlowControl(
             hard_limit=max(config.outbound_hard_limit, config.outbound_limit),
             stall_timeout=config.slow_consumer_timeout,
             worker_limit=config.worker_outbound_limit,
+            loop=self.loop,
         )
         self.timers.on_tick = self.flow.check
-        self._links = _connection_parts(config, self.timers, self.stats, self.flow, self.spawn)
+        self._links = _connection_parts(config, self.timers, self.stats, self.flow, self.spawn, self.loop)
         self._sessions: SessionParts | None = None
         #: The channels with history, while serving (None when no channel rule gives any).
         self.history: HistoryChannels | None = None
-        self._nursery: trio.Nursery | None = None
+        self._nursery: Spawner | None = None
         self._accepting = True
         self._known_upgrades = KnownUpgrades()
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
@@ -111,11 +119,17 @@ class Server:
         self,
         listener: stdsocket.socket,
         *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run the app's startup hooks, then accept and serve connections on ``listener`` until cancelled."""
+        running = current().name
+        if running != self.loop.name:
+            raise RuntimeError(
+                f"this worker is set up for --loop {self.loop.name} but runs on {running}: "
+                f"set the `loop` setting to {running}"
+            )
         await self.app.run_startup()
-        async with trio.open_nursery() as nursery:
+        async with self.loop.open_nursery() as nursery:
             self._nursery = nursery
             self._sessions = self._session_parts(nursery)
             if self.config.api_key:
@@ -127,7 +141,7 @@ class Server:
             nursery.start_soon(accept_loop, listener, self._connection, nursery, self._is_accepting)
             task_status.started()
 
-    def _session_parts(self, nursery: trio.Nursery) -> SessionParts:
+    def _session_parts(self, nursery: Spawner) -> SessionParts:
         chains = self.app.middleware_chains
         hub = Hub(self.broker, nursery, chains[MiddlewareLine.OUTBOUND], self.codec)
         read_publish = self.codec.read_publish if isinstance(self.codec, JsonCodec) else None
@@ -153,6 +167,7 @@ class Server:
             flow=self.flow,
             history=history,
             users=self.users,
+            loop=self.loop,
         )
 
     def _is_accepting(self) -> bool:
@@ -165,7 +180,7 @@ class Server:
             await self.api.leave()
         for conn in self.timers.live():
             conn.disconnect(code, "Server is shutting down")
-        with trio.move_on_after(timeout if timeout is not None else self.config.close_timeout + 1):
+        with anyio.move_on_after(timeout if timeout is not None else self.config.close_timeout + 1):
             await self.timers.wait_all_closed()
         await self.app.run_shutdown()
 
@@ -212,7 +227,7 @@ class Server:
             if conn is not None and session is not None:
                 self._forget(conn, session)
             if conn is None or conn.outbound_backlog:  # else no task can be waiting on the socket
-                trio.lowlevel.notify_closing(raw)
+                self.loop.notify_closing(raw)
             raw.close()
 
     def status_response(self, path: str, *, public: bool = False) -> Response | None:
@@ -292,14 +307,19 @@ class Server:
 
 
 def _connection_parts(
-    config: ServerConfig, timers: Timers, stats: ServerStats, flow: FlowControl, spawn: Callable[..., None]
+    config: ServerConfig,
+    timers: Timers,
+    stats: ServerStats,
+    flow: FlowControl,
+    spawn: Callable[..., None],
+    loop: Loop,
 ) -> ConnectionParts:
     return ConnectionParts(
         max_payload=config.max_payload,
         outbound_limit=config.outbound_limit,
         ping_timeout=config.ping_timeout,
         close_timeout=config.close_timeout,
-        write_batch=WriteBatch(),
+        write_batch=WriteBatch(loop),
         timers=timers,
         stats=stats,
         spawn=spawn,
@@ -307,11 +327,12 @@ def _connection_parts(
         flow=flow,
         message_rate=config.message_rate,
         message_burst=config.message_burst,
+        loop=loop,
     )
 
 
 async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
     try:
         await fn(*args)
-    except Exception:
-        log.exception("application hook %r failed", fn)
+    except Exception as error:
+        log_app_failure(error, f"application hook {getattr(fn, '__name__', fn)!r}")

@@ -17,10 +17,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.broker import BrokerUnavailable, HistoryBroker, HistoryOptions, HistoryPage
 
+from ._loop import Spawner
 from ._positioned import PositionedFanout
 
 __all__ = ["READ_WINDOW", "ChannelStreams", "StreamStats"]
@@ -54,7 +55,7 @@ class _Stream:
     epoch: str = ""
     last: int = 0
     #: Set once the position is known; publications wait in ``queue`` until then and while healing.
-    synced: trio.Event = field(default_factory=trio.Event)
+    synced: anyio.Event = field(default_factory=anyio.Event)
     busy: bool = True
     failed: BaseException | None = None
     queue: list[tuple[Any, int, str]] = field(default_factory=list)
@@ -65,7 +66,7 @@ class _Read:
     options: HistoryOptions
     since: int
     started: bool = False
-    done: trio.Event = field(default_factory=trio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
     page: HistoryPage | None = None
     error: BaseException | None = None
 
@@ -73,7 +74,7 @@ class _Read:
 class ChannelStreams:
     """The history channels this worker serves: order, gap healing, and coalesced recovery reads."""
 
-    def __init__(self, broker: HistoryBroker, fanout: PositionedFanout, nursery: trio.Nursery) -> None:
+    def __init__(self, broker: HistoryBroker, fanout: PositionedFanout, nursery: Spawner) -> None:
         self._broker = broker
         self._fanout = fanout
         self._nursery = nursery
@@ -219,7 +220,7 @@ class ChannelStreams:
         return HistoryPage(entries, read.page.position)
 
     async def _gathered_read(self, channel: str, read: _Read) -> None:
-        await trio.sleep(READ_WINDOW)
+        await anyio.sleep(READ_WINDOW)
         read.started = True
         if self._reads.get(channel) is read:
             del self._reads[channel]

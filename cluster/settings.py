@@ -73,6 +73,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app", "str?", None, "the application, as `module:attribute` (default: an empty App)"),
     Setting("workers", "int", 1, "worker processes; `1` runs one process with no supervisor"),
     Setting(
+        "loop",
+        "str",
+        _D.loop,
+        "event loop of the workers: `trio`, or `asyncio` (uvloop when installed: `pip install hubbub[uvloop]`); "
+        "the app's procedures, receivers, middleware and hooks run on it and may await its libraries",
+        ("trio", "asyncio"),
+    ),
+    Setting("uvloop", "bool", True, "with `loop = asyncio`: use uvloop when it is installed"),
+    Setting(
         "broker",
         "str",
         "memory://",
@@ -297,6 +306,7 @@ class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     app: str | None = None
     workers: int = 1
+    uvloop: bool = True
     broker: str = "memory://"
     broker_prefix: str = "hubbub:"
     drain_timeout: float = 10.0

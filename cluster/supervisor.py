@@ -33,6 +33,7 @@ from functools import partial
 
 import trio
 
+from ._loop import current, run
 from ._runner import (
     api_url,
     freeze_startup_objects,
@@ -305,7 +306,7 @@ async def _until_closed(control: stdsocket.socket) -> None:
     """Return when the supervisor's end of the control socket closes (the supervisor is gone)."""
     control.setblocking(False)
     while True:
-        await trio.lowlevel.wait_readable(control)
+        await current().wait_readable(control)
         try:
             if not control.recv(64):
                 log.warning("the supervisor is gone; draining")
@@ -343,7 +344,7 @@ def worker_main() -> None:
         control.sendall(_READY)
 
     freeze_startup_objects()
-    trio.run(
+    run(
         partial(
             serve_until_signalled,
             app,
@@ -357,6 +358,8 @@ def worker_main() -> None:
             api_listener=api,
             announce=announce,
             stop=partial(_until_closed, control),
-        )
+        ),
+        settings.server.loop,
+        use_uvloop=settings.uvloop,
     )
     sys.exit(0)

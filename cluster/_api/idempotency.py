@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.broker import BrokerUnavailable, SharedValues
 
@@ -61,11 +61,11 @@ class Idempotency:
             if held != _PENDING:
                 result: dict[str, Any] = json.loads(held)
                 return result
-            await trio.sleep(_POLL)
+            await anyio.sleep(_POLL)
         try:
             result = await publish()
         except BaseException:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 try:
                     await values.delete_value(key)
                 except BrokerUnavailable:

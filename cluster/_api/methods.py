@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.broker import BrokerUnavailable, HistoryPage
 from hubbub.protocol import BrokerError, InvalidActionError
@@ -99,7 +99,7 @@ class Methods:
             raise ApiError(BAD_REQUEST, "channels is required (a non-empty array)")
         data = self._data(request)
         responses: list[dict[str, Any]] = [{} for _ in channels]
-        limiter = trio.CapacityLimiter(BROADCAST_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(BROADCAST_CONCURRENCY)
 
         async def one(i: int, channel: str) -> None:
             async with limiter:
@@ -109,7 +109,7 @@ class Methods:
                 except ApiError as error:
                     responses[i] = {"error": error.body()}
 
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for i, channel in enumerate(channels):
                 nursery.start_soon(one, i, channel)
         return {"responses": responses}

@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from typing import Any, NoReturn
 
-import trio
+import anyio
 
 from hubbub.protocol import JsonCodec
 
@@ -140,13 +140,13 @@ class ApiService:
             for i, (name, request) in enumerate(commands):
                 await one(i, name, request)
         else:
-            limiter = trio.CapacityLimiter(BATCH_CONCURRENCY)
+            limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
 
             async def bounded(i: int, name: str, request: dict[str, Any]) -> None:
                 async with limiter:
                     await one(i, name, request)
 
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as nursery:
                 for i, (name, request) in enumerate(commands):
                     nursery.start_soon(bounded, i, name, request)
         self.calls["batch", "ok"] += 1

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub import __version__
 from hubbub.broker import Broker, MemoryBroker, SharedValues
@@ -18,6 +18,7 @@ from hubbub.broker import Broker, MemoryBroker, SharedValues
 from .._config import ServerConfig
 from .._control import ControlPath
 from .._hub import Hub
+from .._loop import Spawner
 from .._nodes import NodeRegistry
 from .._publisher import Publisher
 from .._transport.exchange import Exchanges
@@ -58,7 +59,7 @@ class ServerApi:
         broker: Broker,
         publisher: Publisher,
         view: WorkerView,
-        nursery: trio.Nursery,
+        nursery: Spawner,
     ) -> None:
         assert config.api_key, "the server API needs an API key"
         self._started = time.time()
@@ -117,7 +118,7 @@ class ServerApi:
             finally:
                 raw.close()
 
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             await accept_loop(listener, handle, nursery)
 
     async def leave(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.protocol import CallIds, SCError, hydrate_error
 from hubbub.protocol import Response as ResponsePacket
@@ -18,7 +18,7 @@ class Call:
     __slots__ = ("data", "done", "error")
 
     def __init__(self) -> None:
-        self.done = trio.Event()
+        self.done = anyio.Event()
         self.data: Any = None
         self.error: SCError | None = None
 

@@ -8,7 +8,7 @@ from typing import Any
 from hubbub.protocol import UNDEFINED, CloseCode, InvalidActionError, SCError
 
 from .._app import Procedure, Receiver, Request
-from .._app_errors import for_client
+from .._app_errors import for_client, log_app_failure
 from .._middleware import Action, ActionType
 from .._socket import ServerSocket
 from .session import Session
@@ -69,5 +69,5 @@ async def on_transmit(session: Session, event: str, data: Any, expired: SCError 
 async def _run_receiver(receiver: Receiver, socket: ServerSocket, data: Any) -> None:
     try:
         await receiver(socket, data)
-    except Exception:
-        log.warning("receiver raised", exc_info=True)
+    except Exception as error:
+        log_app_failure(error, f"receiver {getattr(receiver, '__name__', receiver)!r}")

@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
-
 from hubbub.protocol import (
     PUBLISH_PREFIX,
     UNDEFINED,
@@ -40,6 +38,7 @@ from .._app import App
 from .._app_errors import unencodable
 from .._config import ServerConfig
 from .._hub import Hub, Publication
+from .._loop import TRIO, Loop
 from .._middleware import Action, ActionType, Middleware, MiddlewareLine, run_middleware
 from .._publisher import Publisher
 from .._recovery import HistoryChannels
@@ -92,6 +91,8 @@ class SessionParts:
     history: HistoryChannels | None = None
     #: The users of this worker's connections (their tokens' ``user_claim``).
     users: UserIndex[Session] = field(default_factory=lambda: UserIndex("sub"))
+    #: The worker's event loop primitives.
+    loop: Loop = TRIO
 
 
 class Session:
@@ -209,7 +210,7 @@ class Session:
         cid, call = self.calls.start()
         self.send_packet(server_invoke_packet(event, data, cid))
         try:
-            with trio.move_on_after(timeout or self.parts.config.ack_timeout):
+            with self.parts.loop.move_on_after(timeout or self.parts.config.ack_timeout):
                 await call.done.wait()
         finally:
             self.calls.forget(cid)

@@ -23,6 +23,7 @@ from websockets.server import ServerProtocol
 
 from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
 
+from .._loop import TRIO, Loop
 from .._stats import ServerStats
 from .flow import FlowControl
 from .handshake import recv_into, ws_log
@@ -81,6 +82,8 @@ class ConnectionParts:
     #: Messages per second a client may send on average (0: no limit), and in one burst.
     message_rate: float = 0.0
     message_burst: int = 0
+    #: The worker's event loop primitives.
+    loop: Loop = TRIO
 
 
 class WsConnection:
@@ -111,14 +114,14 @@ class WsConnection:
         # and all) alive in its parser for as long as it lives.
         self.ws = ServerProtocol(state=OPEN, max_size=parts.max_payload, logger=ws_log)
         self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch, parts.flow)
-        self._tasks: set[trio.CancelScope] | None = None
+        self._tasks: set[Any] | None = None
         self.sink: MessageSink = _NO_SINK
         #: Set by the session after a publish that must wait for congested subscribers: reading
         #: pauses until it returns False (see :mod:`.flow`).
         self._hold: Callable[[], bool] | None = None
         self._close_written = False
         self.state = _CONNECTING
-        now = trio.current_time()
+        now = parts.loop.current_time()
         self.opened_at = now
         self._liveness = Liveness(parts.ping_timeout, now)
         self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
@@ -198,7 +201,7 @@ class WsConnection:
     async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         if self.state is _CLOSED:
             return
-        with trio.CancelScope() as scope:
+        with self._parts.loop.cancel_scope() as scope:
             if self._tasks is None:
                 self._tasks = set()
             self._tasks.add(scope)
@@ -230,7 +233,7 @@ class WsConnection:
         self._closing()
 
     def _closing(self) -> None:
-        self.close_deadline = trio.current_time() + self._parts.close_timeout
+        self.close_deadline = self._parts.loop.current_time() + self._parts.close_timeout
         self.state = _CLOSING
         self._parts.timers.closing(self)
 
@@ -238,7 +241,7 @@ class WsConnection:
         """Drop the TCP connection now, without a close handshake."""
         if self.state is not _CLOSED:
             self.state = _CLOSED
-            trio.lowlevel.notify_closing(self._raw)
+            self._parts.loop.notify_closing(self._raw)
 
     def release(self) -> None:
         """The connection ends: send what is pending (best effort), cancel its tasks, drop references."""
@@ -262,6 +265,7 @@ class WsConnection:
         fragment_opcode = Opcode.TEXT
         half_closed = False
         view, bucket = self._parts.recv_view, self._bucket
+        wait_readable, current_time = self._parts.loop.wait_readable, self._parts.loop.current_time
         if leftover:  # frames the client sent right behind its upgrade request
             ws.receive_data(leftover)
         received = 1
@@ -278,13 +282,13 @@ class WsConnection:
                     if self.state is _CLOSED:
                         return
                     try:
-                        await trio.lowlevel.wait_readable(raw)
+                        await wait_readable(raw)
                     except trio.ClosedResourceError:
                         return
                     continue
                 wait_first = 0 < received < RECV_SIZE
                 if received:
-                    now = trio.current_time()
+                    now = current_time()
                     self._liveness.on_data(now)
                     if bucket is not None:
                         bucket.refill(now)

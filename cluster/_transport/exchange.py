@@ -15,8 +15,9 @@ import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import trio
+import anyio
 
+from .._loop import current
 from .handshake import recv_into
 
 __all__ = ["Answer", "Exchanges", "PlainRequest", "send_all"]
@@ -118,7 +119,7 @@ class Exchanges:
         view = memoryview(bytearray(65536))
         while True:
             request: PlainRequest | None = None
-            with trio.move_on_after(self.timeout):
+            with anyio.move_on_after(self.timeout):
                 try:
                     request = await self._read(raw, buffer, view)
                 except _Refused as refused:
@@ -207,7 +208,7 @@ async def _receive(raw: stdsocket.socket, buffer: bytearray, view: memoryview) -
             return True
         if received == 0:
             return False
-        await trio.lowlevel.wait_readable(raw)
+        await current().wait_readable(raw)
 
 
 async def _linger(raw: stdsocket.socket, view: memoryview, timeout: float = 1.0) -> None:
@@ -219,20 +220,20 @@ async def _linger(raw: stdsocket.socket, view: memoryview, timeout: float = 1.0)
         raw.shutdown(stdsocket.SHUT_WR)
     except OSError:
         return
-    with trio.move_on_after(timeout):
+    with anyio.move_on_after(timeout):
         while recv_into(raw, view) != 0:
-            await trio.lowlevel.wait_readable(raw)
+            await current().wait_readable(raw)
 
 
 async def send_all(raw: stdsocket.socket, data: bytes, timeout: float) -> bool:
     """Write ``data`` to ``raw`` within ``timeout``; False when the peer is gone or too slow."""
     view = memoryview(data)
-    with trio.move_on_after(timeout):
+    with anyio.move_on_after(timeout):
         while view:
             try:
                 sent = raw.send(view)
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(raw)
+                await current().wait_writable(raw)
                 continue
             except OSError:
                 return False

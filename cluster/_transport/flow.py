@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container
 from typing import Any, Protocol
 
-import trio
+from .._loop import TRIO, Loop
 
 __all__ = ["HOLD_GRACE", "Congestible", "FlowControl"]
 
@@ -44,7 +44,10 @@ class Congestible(Protocol):
 class FlowControl:
     """The congestion state of one worker's outbound buffers."""
 
-    def __init__(self, *, hard_limit: int, stall_timeout: float, worker_limit: int) -> None:
+    def __init__(
+        self, *, hard_limit: int, stall_timeout: float, worker_limit: int, loop: Loop = TRIO
+    ) -> None:
+        self._loop = loop
         #: Backlog bytes past which a socket is closed at once (4010).
         self.hard_limit = hard_limit
         self._stall_timeout = stall_timeout
@@ -55,7 +58,7 @@ class FlowControl:
         self._backlogged: set[Congestible] = set()
         #: True while the worker's backlogs together pass ``worker_limit`` (updated by :meth:`check`).
         self.over_worker_limit = False
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot = loop.parking_lot()
 
     # -- reported by the outbound buffers ------------------------------------------------------
 
@@ -66,7 +69,7 @@ class FlowControl:
     def congest(self, out: Congestible) -> None:
         """``out`` passed the soft limit."""
         if out not in self.congested:
-            self.congested[out] = trio.current_time()
+            self.congested[out] = self._loop.current_time()
 
     def progress(self, out: Congestible, below_limit: bool) -> None:
         """The kernel took bytes of ``out``; ``below_limit``: its backlog is under the soft limit again."""
@@ -75,7 +78,7 @@ class FlowControl:
                 del self.congested[out]
                 self._lot.unpark_all()
             else:
-                self.congested[out] = trio.current_time()
+                self.congested[out] = self._loop.current_time()
 
     def release(self, out: Congestible) -> None:
         """``out`` has no backlog any more, or its connection ended."""
@@ -95,13 +98,13 @@ class FlowControl:
             return True
         if not self.congested or not members:
             return False
-        reading_since = trio.current_time() - HOLD_GRACE
+        reading_since = self._loop.current_time() - HOLD_GRACE
         return any(since >= reading_since and out.tag in members for out, since in self.congested.items())
 
     async def wait(self, holds: Callable[[], bool], still_open: Callable[[], bool]) -> None:
         """Return once ``holds()`` is False (checked whenever congestion eases) or the connection ends."""
         while holds() and still_open():
-            with trio.move_on_after(HOLD_GRACE):  # a subscriber may stop reading meanwhile
+            with self._loop.move_on_after(HOLD_GRACE):  # a subscriber may stop reading meanwhile
                 await self._lot.park()
 
     def check(self, now: float) -> None:

@@ -6,10 +6,10 @@ import logging
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 
-import trio
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from .._loop import current
 from .http import HttpRequest, plain_response, switching_protocols
 from .upgrade import KnownUpgrade, KnownUpgrades
 
@@ -65,7 +65,7 @@ async def upgrade(
     while True:
         received = recv_into(raw, view)
         if received < 0:
-            await trio.lowlevel.wait_readable(raw)
+            await current().wait_readable(raw)
             continue
         if not received:
             return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket as stdsocket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-import trio
+import anyio
+
+from .._loop import Spawner, current
 
 __all__ = ["accept_loop", "bind_listener"]
 
@@ -32,8 +34,8 @@ def _always() -> bool:
 
 async def accept_loop(
     listener: stdsocket.socket,
-    handle: Callable[[stdsocket.socket, Any], Awaitable[None]],
-    nursery: trio.Nursery,
+    handle: Callable[[stdsocket.socket, Any], Coroutine[Any, Any, None]],
+    nursery: Spawner,
     accepting: Callable[[], bool] = _always,
 ) -> None:
     """Accept connections while ``accepting()`` and run ``handle(raw, address)`` for each in ``nursery``.
@@ -46,7 +48,7 @@ async def accept_loop(
         stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY
     )
     while accepting():
-        await trio.lowlevel.wait_readable(listener)
+        await current().wait_readable(listener)
         while accepting():
             try:
                 raw, address = listener.accept()
@@ -54,7 +56,7 @@ async def accept_loop(
                 break
             except OSError as error:  # e.g. EMFILE: back off instead of spinning
                 log.warning("accept failed: %s", error)
-                await trio.sleep(0.1)
+                await anyio.sleep(0.1)
                 break
             raw.setblocking(False)
             if set_nodelay:

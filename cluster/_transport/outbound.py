@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import trio
 
+from .._loop import TRIO, Loop
 from .flow import FlowControl
 
 __all__ = ["EARLY_SEND", "Outbound", "Owner", "WriteBatch"]
@@ -74,9 +75,11 @@ _DETACHED = _Detached()
 class WriteBatch:
     """The sockets written to since the batch task last ran; :meth:`run` sends their bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: Loop = TRIO) -> None:
         self._marked: list[Outbound] = []
-        self._lot = trio.lowlevel.ParkingLot()
+        #: The worker's event loop primitives (the outbound buffers' flush tasks wait with them too).
+        self.loop = loop
+        self._lot = loop.parking_lot()
 
     def mark(self, out: Outbound) -> None:
         if not self._marked:
@@ -304,9 +307,10 @@ class Outbound:
 
     async def _flush(self) -> None:
         flow = self._flow
+        wait_writable = self._batch.loop.wait_writable
         try:
             while self._pending and not self.closed:
-                await trio.lowlevel.wait_writable(self._sock)
+                await wait_writable(self._sock)
                 before = (self._size, self._offset)
                 self._send()
                 if flow is not None and (self._size, self._offset) != before:

@@ -11,9 +11,11 @@ import socket as stdsocket
 from collections.abc import Callable
 from typing import Protocol
 
-import trio
+import anyio
 
 from hubbub.protocol import CloseCode
+
+from .._loop import TRIO, Loop
 
 __all__ = ["Timed", "Timers"]
 
@@ -44,8 +46,14 @@ class Timers:
     """
 
     def __init__(
-        self, ping_interval: float, handshake_timeout: float, close_timeout: float, ping: bytes
+        self,
+        ping_interval: float,
+        handshake_timeout: float,
+        close_timeout: float,
+        ping: bytes,
+        loop: Loop = TRIO,
     ) -> None:
+        self._loop = loop
         base_tick = max(0.02, min(1.0, ping_interval, handshake_timeout, close_timeout) / 4)
         self._slots: list[set[Timed]] = [set() for _ in range(max(1, math.ceil(ping_interval / base_tick)))]
         self._interval = ping_interval
@@ -58,7 +66,7 @@ class Timers:
         self._open = 0
         #: Also called at every tick with the time (the flow control's check).
         self.on_tick: Callable[[float], None] | None = None
-        self._all_closed = trio.Event()
+        self._all_closed: anyio.Event | None = None
 
     @property
     def open_count(self) -> int:
@@ -76,7 +84,7 @@ class Timers:
 
     def upgrading(self, raw: stdsocket.socket) -> None:
         """``raw`` is in its HTTP phase: wake its read with ClosedResourceError at the handshake timeout."""
-        self._upgrading[raw] = trio.current_time() + self._handshake_timeout
+        self._upgrading[raw] = self._loop.current_time() + self._handshake_timeout
 
     def upgraded(self, raw: stdsocket.socket) -> bool:
         """The HTTP phase of ``raw`` ended; False if it had timed out meanwhile."""
@@ -104,14 +112,14 @@ class Timers:
         """``conn`` ended; True if it was open (had completed its handshake)."""
         was_open = self._unwatch(conn)
         self._closing.discard(conn)
-        if not (self._open or self._connecting or self._closing):
+        if not (self._open or self._connecting or self._closing) and self._all_closed is not None:
             self._all_closed.set()
         return was_open
 
     async def wait_all_closed(self) -> None:
         """Return when no connection is connecting, open or closing."""
         while self._open or self._connecting or self._closing:
-            self._all_closed = trio.Event()
+            self._all_closed = anyio.Event()
             await self._all_closed.wait()
 
     def _unwatch(self, conn: Timed) -> bool:
@@ -131,11 +139,11 @@ class Timers:
         slots = self._slots
         tick = self._interval / len(slots)
         slot = 0
-        next_tick = trio.current_time() + tick
+        next_tick = self._loop.current_time() + tick
         while True:
-            await trio.sleep_until(next_tick)
+            await self._loop.sleep_until(next_tick)
             next_tick += tick
-            self.tick(slots[slot], trio.current_time())
+            self.tick(slots[slot], self._loop.current_time())
             slot = (slot + 1) % len(slots)
 
     def tick(self, slot: set[Timed], now: float) -> None:
@@ -148,7 +156,7 @@ class Timers:
         for raw, deadline in list(self._upgrading.items()):
             if now > deadline:
                 del self._upgrading[raw]
-                trio.lowlevel.notify_closing(raw)
+                self._loop.notify_closing(raw)
         for conn in list(self._connecting):
             if now - conn.opened_at > self._handshake_timeout:
                 conn.disconnect(CloseCode.HANDSHAKE_TIMEOUT)

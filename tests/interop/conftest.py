@@ -112,7 +112,25 @@ SCENARIOS: dict[str, ServerTiming] = {
 }
 
 
+#: The scenarios that also run with minbin against an asyncio worker (json runs them all there).
+ASYNCIO_SMOKE = (
+    "handshake_valid_token",
+    "publish_transmit",
+    "invoke_echo",
+    "binary",
+    "server_invoke",
+    "batch_server",
+    "ping_pong",
+    "wire_bytes",
+)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = metafunc.fixturenames
+    if "interop_codec" in names and "interop_scenario" in names and "asyncio_worker" in names:
+        pairs = [(s, "json") for s in SCENARIOS] + [(s, "minbin") for s in ASYNCIO_SMOKE]
+        metafunc.parametrize(("interop_scenario", "interop_codec"), pairs)
+        return
     if "interop_codec" in metafunc.fixturenames:
         metafunc.parametrize("interop_codec", CODECS)
     if "interop_scenario" in metafunc.fixturenames:

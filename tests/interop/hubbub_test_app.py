@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
+import anyio
 
 from hubbub.cluster import Action, ActionType, App, Request, ServerSocket
 from hubbub.protocol import SCError
@@ -131,14 +131,14 @@ async def batch_reply(request: Request) -> Any:
 @app.procedure("dropMe")
 async def drop_me(request: Request) -> Any:
     request.end()
-    await trio.sleep(0.05)
+    await anyio.sleep(0.05)
     request.socket.disconnect(4100, "dropped by test")
     return None
 
 
 @app.procedure("never")
 async def never(request: Request) -> Any:
-    await trio.sleep_forever()
+    await anyio.sleep_forever()
 
 
 @app.receiver("greet")
@@ -154,4 +154,4 @@ async def binary(socket: ServerSocket, data: Any) -> None:
 @app.receiver("stall")
 async def stall(socket: ServerSocket, data: Any) -> None:
     """hubbub only (tests/hostile): a receiver that never returns, to pile up pending calls."""
-    await trio.sleep_forever()
+    await anyio.sleep_forever()
