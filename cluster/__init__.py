@@ -5,6 +5,7 @@ from hubbub.protocol import SCError as SCError
 from ._app import App as App
 from ._app import Request as Request
 from ._config import ServerConfig as ServerConfig
+from ._embed import serve as serve
 from ._middleware import Action as Action
 from ._middleware import ActionType as ActionType
 from ._middleware import MiddlewareLine as MiddlewareLine
@@ -27,4 +28,5 @@ __all__ = [
     "ServerSocket",
     "SocketState",
     "bind_listener",
+    "serve",
 ]

@@ -23,7 +23,15 @@ from ._server import Server
 from ._transport.listen import bind_listener
 from .settings import Settings
 
-__all__ = ["api_url", "freeze_startup_objects", "load_app", "run_worker", "serve_until_signalled"]
+__all__ = [
+    "api_url",
+    "freeze_startup_objects",
+    "listening_url",
+    "load_app",
+    "open_broker_url",
+    "run_worker",
+    "serve_until_signalled",
+]
 
 
 def load_app(spec: str | None) -> App:
@@ -48,7 +56,11 @@ def load_app(spec: str | None) -> App:
 
 
 @asynccontextmanager
-async def _open_broker(url: str, prefix: str = "hubbub:") -> AsyncIterator[Broker]:
+async def open_broker_url(url: str | Broker, prefix: str = "hubbub:") -> AsyncIterator[Broker]:
+    """The broker of ``url`` (opened here, closed on leaving), or ``url`` itself when it is a broker."""
+    if not isinstance(url, str):
+        yield url
+        return
     if url in ("memory://", "memory"):
         yield MemoryBroker()
         return
@@ -91,7 +103,7 @@ async def serve_until_signalled(
     from ._metrics import WorkerMetrics, serve_status
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with _open_broker(broker_url, broker_prefix) as broker, anyio.create_task_group() as nursery:
+        async with open_broker_url(broker_url, broker_prefix) as broker, anyio.create_task_group() as nursery:
             server = Server(app, config, broker)
             server.worker_id = worker_id
             server.api_on_main_port = api_listener is None

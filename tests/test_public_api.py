@@ -32,7 +32,7 @@ PUBLIC_API: dict[str, set[str]] = {
     },
     "hubbub.cluster": {
         "Action", "ActionType", "App", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
-        "ServerConfig", "ServerSocket", "SocketState", "bind_listener",
+        "ServerConfig", "ServerSocket", "SocketState", "bind_listener", "serve",
     },
     "hubbub.emitter": {"AsyncEmitter", "BroadcastError", "Emitter", "EncodeError"},
     "hubbub.testing": {"AppClient", "AppServer", "NothingReceived", "serve_app", "serve_app_in_thread"},
