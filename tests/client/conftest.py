@@ -33,6 +33,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 class ServerKind:
     kind: str  # "official" or "hubbub"
     codec: str
+    loop: str = "trio"  # hubbub's --loop
 
 
 KINDS = [
@@ -40,6 +41,8 @@ KINDS = [
     pytest.param(ServerKind("official", "minbin"), id="official-minbin", marks=pytest.mark.interop),
     pytest.param(ServerKind("hubbub", "json"), id="hubbub-json"),
     pytest.param(ServerKind("hubbub", "minbin"), id="hubbub-minbin"),
+    # A worker on asyncio: the whole suite with json; minbin's smoke set is test_asyncio_smoke.py.
+    pytest.param(ServerKind("hubbub", "json", "asyncio"), id="hubbub-json-asyncio"),
 ]
 
 
@@ -78,6 +81,8 @@ class Servers:
                 args += [flag, str(round(seconds * 1000)) if official else str(seconds)]
         if port is not None:
             args += ["--port", str(port)]
+        if not official and self.kind.loop != "trio":
+            args += ["--loop", self.kind.loop]
         factory = self._official if official else self._hubbub
         return factory(self.kind.codec, *args)
 

@@ -6,6 +6,8 @@
 * SIGTERM drains: clients see 4011, the supervisor exits 0 within the deadline.
 * Redis killed and restarted mid-stream: workers stay up, publishes get a BrokerError, ``/ready``
   says 503 during the outage and 200 after, and subscriptions resume.
+
+Every test runs with workers on trio and on ``--loop asyncio``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from ..conftest import INTEROP, RedisProcess, raw_peer, reap
 from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
 MESSAGES = 1000
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def hubbub_cluster(hubbub_cluster: ClusterFactory, request: pytest.FixtureRequest) -> ClusterFactory:
+    """The conftest's factory, with the workers on ``--loop trio`` or ``--loop asyncio``."""
+    loop = str(request.param)
+
+    def start(*args: str, **options: Any) -> Any:
+        return hubbub_cluster(*args, "--loop", loop, **options)
+
+    return start
 
 
 def _channel() -> str:
