@@ -218,8 +218,42 @@ def hubbub_command(args: argparse.Namespace, extra: list[str]) -> list[str]:
         str(PING_TIMEOUT_S),
         "--outbound-limit",
         str(OUTBOUND_LIMIT),
+        *LOOP_FLAGS[args.loop],
         *extra,
     ]
+
+
+#: hubbub's event loop as a benchmark target (``--loop``): the worker flags of each.
+LOOP_FLAGS: dict[str, list[str]] = {
+    "trio": [],
+    "asyncio": ["--loop", "asyncio", "--uvloop", "false"],
+    "uvloop": ["--loop", "asyncio", "--uvloop", "true"],
+}
+LOOP_NAMES = {"trio": "trio", "asyncio": "asyncio", "uvloop": "asyncio+uvloop"}
+
+
+def loops_markdown(docs: list[dict[str, Any]]) -> str:
+    """Result files of runs on different ``--loop`` targets as one table, side by side with SocketCluster."""
+    names = [LOOP_NAMES[doc["meta"].get("hubbub_loop", "trio")] for doc in docs]
+    lines = [
+        "| | "
+        + " | ".join(names)
+        + " | SocketCluster | "
+        + " | ".join(f"{n} / trio" for n in names[1:])
+        + " |",
+        "|---|" + "---:|" * (2 * len(names)),
+    ]
+    tables = [{row["row"]: row for row in doc["table"]} for doc in docs]
+    for name, first in tables[0].items():
+        digits = 2 if first["unit"] in ("us", "ms", "KiB", "") else 0
+        unit = {"us": " (µs)", "ms": " (ms)", "KiB": " (KiB)"}.get(first["unit"], "")
+        values = [table.get(name, {}).get("hubbub") for table in tables]
+        scs = [table.get(name, {}).get("sc") for table in tables if table.get(name, {}).get("sc") is not None]
+        sc = statistics.median(scs) if scs else None
+        ratios = ["-" if v is None or not values[0] else f"{v / values[0]:.2f}" for v in values[1:]]
+        cells = [fmt(v, digits) for v in values] + [fmt(sc, digits)] + ratios
+        lines.append(f"| {name}{unit} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def workers_supported() -> bool:
@@ -865,6 +899,19 @@ def main() -> int:
         "--only", default="", help="comma-separated subset of: " + ",".join(p[0] for p in PLAN)
     )
     parser.add_argument("--hubbub-ref", default=None, help="benchmark hubbub as of this git ref")
+    parser.add_argument(
+        "--loop",
+        choices=sorted(LOOP_FLAGS),
+        default="trio",
+        help="hubbub's workers on trio (default), asyncio (the standard loop) or uvloop (asyncio+uvloop)",
+    )
+    parser.add_argument(
+        "--loops-report",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print result JSONs of runs with different --loop (trio first) as one Markdown table and exit",
+    )
     parser.add_argument("--img-dir", type=Path, default=None, help="also copy the plots here")
     parser.add_argument("--no-setup", action="store_true", help="skip npm ci / pip install")
     parser.add_argument("--run-timeout", type=float, default=120, help="seconds per run (default 120)")
@@ -878,6 +925,9 @@ def main() -> int:
         help="print a results JSON as Markdown (and redraw its plots with --img-dir) and exit",
     )
     args = parser.parse_args()
+    if args.loops_report:
+        print(loops_markdown([json.loads(path.read_text()) for path in args.loops_report]), end="")
+        return 0
     if args.report:
         doc = json.loads(args.report.read_text())
         print(markdown(doc), end="")
@@ -927,6 +977,7 @@ def main() -> int:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
         "hubbub_ref": args.hubbub_ref,
+        "hubbub_loop": args.loop,
         "skipped": skipped,
         "settings": {
             "ping_interval_s": PING_INTERVAL_S,
