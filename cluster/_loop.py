@@ -28,6 +28,7 @@ __all__ = [
     "Lot",
     "Spawner",
     "current",
+    "expect_running",
     "for_name",
     "foreign_loop_message",
     "run",
@@ -206,6 +207,16 @@ def current() -> Loop:
     if library not in LOOPS:
         raise RuntimeError(f"hubbub runs on trio or asyncio, not {library}")
     return for_name(library)
+
+
+def expect_running(loop: Loop) -> None:
+    """Raise a one-line error unless ``loop`` is the running one."""
+    running = current().name
+    if running != loop.name:
+        raise RuntimeError(
+            f"this worker is set up for --loop {loop.name} but runs on {running}: "
+            f"set the `loop` setting to {running}"
+        )
 
 
 def run(main: Callable[[], Coroutine[Any, Any, Any]], loop: str, *, use_uvloop: bool = True) -> Any:

@@ -28,7 +28,7 @@ from ._app import App
 from ._app_errors import log_app_failure
 from ._config import ServerConfig
 from ._hub import Hub
-from ._loop import Loop, Spawner, current, for_name
+from ._loop import Loop, Spawner, expect_running, for_name
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from ._publisher import Publisher
 from ._recovery import HistoryChannels
@@ -122,12 +122,7 @@ class Server:
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run the app's startup hooks, then accept and serve connections on ``listener`` until cancelled."""
-        running = current().name
-        if running != self.loop.name:
-            raise RuntimeError(
-                f"this worker is set up for --loop {self.loop.name} but runs on {running}: "
-                f"set the `loop` setting to {running}"
-            )
+        expect_running(self.loop)
         await self.app.run_startup()
         async with self.loop.open_nursery() as nursery:
             self._nursery = nursery

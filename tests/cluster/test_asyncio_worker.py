@@ -13,8 +13,10 @@ import anyio
 import pytest
 import trio
 
+from hubbub.broker import MemoryBroker
 from hubbub.client import connect
-from hubbub.cluster import App, Request, serve
+from hubbub.cluster import App, Request, Server, ServerConfig, bind_listener, serve
+from hubbub.cluster.settings import SettingsError, load_settings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -110,3 +112,18 @@ def test_serve_with_the_other_loops_app_names_the_loop() -> None:
 
     with pytest.raises(Exception, match=r"procedure 'nap' uses trio, but this worker runs on asyncio"):
         asyncio.run(main())
+
+
+def test_a_worker_set_up_for_trio_refuses_to_serve_on_asyncio() -> None:
+    server = Server(App(), ServerConfig(loop="trio"), MemoryBroker())
+    listener = bind_listener("127.0.0.1", 0)
+    try:
+        with pytest.raises(RuntimeError, match=r"set up for --loop trio but runs on asyncio"):
+            asyncio.run(server.serve(listener))
+    finally:
+        listener.close()
+
+
+def test_an_unknown_loop_setting_is_refused() -> None:
+    with pytest.raises(SettingsError, match="loop"):
+        load_settings({"loop": "gevent"}, {})
