@@ -101,13 +101,9 @@ class Client:
             events=self._events,
         )
         self._auth = Authenticator(
-            self.token_store,
-            self._life,
-            self._calls,
-            self._events,
-            self._notifier,
+            self.token_store, self._life, self._calls, self._events, self._notifier,
             on_authenticated=self._subscriptions.send_pending,
-        )
+        )  # fmt: skip
         self._inbound = Inbound(
             self._calls, self._subscriptions, self._auth, self._handlers, self._events, self._life.spawn
         )
