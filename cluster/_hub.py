@@ -20,16 +20,25 @@ from hubbub.protocol import Codec
 from ._loop import Spawner
 from ._transport.framing import frame_message
 
-__all__ = ["Hub", "Publication", "Subscriber"]
+__all__ = ["FrameSink", "Hub", "Publication", "Subscriber"]
 
 log = logging.getLogger("hubbub.hub")
+
+
+class FrameSink(Protocol):
+    """Where a subscriber's shared frames go (its connection)."""
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send an already framed message: the same bytes go to every subscriber of the channel."""
+        ...
 
 
 class Subscriber(Protocol):
     """What the hub needs of a local subscriber (one client connection)."""
 
-    def send_frame(self, frame: bytes) -> None:
-        """Send an already framed message: the same bytes go to every subscriber of the channel."""
+    @property
+    def link(self) -> FrameSink:
+        """The connection the fan-out hands frames to directly (no call through the subscriber)."""
         ...
 
     def deliver_filtered(self, publication: Publication) -> None:
@@ -279,7 +288,7 @@ class Hub:
         if frame is None:
             return
         for subscriber in subscribers:
-            subscriber.send_frame(frame)
+            subscriber.link.send_frame(frame)
             count += 1
         self.deliveries += count
 
@@ -307,5 +316,5 @@ class Hub:
             packet = {"event": "#publish", "data": {"channel": channel, "data": data}}
             frame = frame_message(self._codec.encode(packet))
         for subscriber in members:
-            subscriber.send_frame(frame)
+            subscriber.link.send_frame(frame)
         self.deliveries += len(members)

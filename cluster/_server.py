@@ -87,6 +87,7 @@ class Server:
         self._nursery: Spawner | None = None
         self._accepting = True
         self._known_upgrades = KnownUpgrades()
+        self._limits = (config.max_request_head, config.max_payload)  # what upgrade() checks
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster._metrics.
@@ -191,7 +192,6 @@ class Server:
             # per connection): it wakes the waiting read with ClosedResourceError.
             timers.upgrading(raw)
             remote = address if isinstance(address, tuple) else None
-            limits = (self.config.max_request_head, self.config.max_payload)
             api = self.api if self.api_on_main_port else None
             try:
                 upgraded = await upgrade(
@@ -199,7 +199,7 @@ class Server:
                     remote,
                     self._links.recv_view,
                     self._known_upgrades,
-                    limits,
+                    self._limits,
                     self._answer,
                     is_api_request if api is not None else None,
                 )
@@ -212,6 +212,7 @@ class Server:
                 await api.exchanges.serve(raw, upgraded.received)
             elif upgraded is not None and self._sessions is not None:
                 http_request, leftover = upgraded
+                del upgraded  # this frame lives as long as the connection: it keeps only what it uses
                 conn = WsConnection(raw, self._links)
                 session = Session(conn, http_request, self._sessions)
                 timers.connecting(conn)
@@ -277,22 +278,22 @@ class Server:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _opened(self, session: Session) -> None:
-        handle = session.handle
-        if handle is None:  # the connection ended while the handshake middleware ran
+        if session.ended:  # the connection ended while the handshake middleware ran
             return
         self.timers.opened(session.link)
-        for hook in self.app.connection_hooks:
-            self.spawn(hook, handle)
+        for hook in self.app.connection_hooks:  # the handle is made here only when a hook wants it
+            self.spawn(hook, session.handle)
 
     def _forget(self, conn: WsConnection, session: Session) -> None:
         was_open = self.timers.forget(conn)
-        handle = session.handle
+        hooks = self.app.disconnection_hooks
+        handle = session.handle if was_open and hooks else None
         conn.release()
         session.release()
         self.users.forget(session)
-        if was_open and handle is not None:
+        if handle is not None:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
-            for hook in self.app.disconnection_hooks:
+            for hook in hooks:
                 self.spawn(hook, handle, code, conn.close_reason)
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from hubbub.protocol import CallIds, SCError, hydrate_error
+from hubbub.protocol import CallIds, SCError, hydrate_error, server_invoke_packet
 from hubbub.protocol import Response as ResponsePacket
+
+from .._loop import Loop
 
 __all__ = ["Call", "Calls"]
 
@@ -31,6 +34,26 @@ class Calls:
     def __init__(self) -> None:
         self._cids = CallIds()
         self._waiting: dict[int, Call] | None = None
+
+    async def invoke(
+        self, send: Callable[[Any], None], event: str, data: Any, timeout: float, loop: Loop
+    ) -> Any:
+        """Send an invoke of ``event`` with ``send`` and return the client's answer.
+
+        Raises :class:`TimeoutError` after ``timeout``, or the client's error as :class:`SCError`.
+        """
+        cid, call = self.start()
+        try:
+            send(server_invoke_packet(event, data, cid))
+            with loop.move_on_after(timeout):
+                await call.done.wait()
+        finally:
+            self.forget(cid)
+        if not call.done.is_set():
+            raise TimeoutError(f"Event response for {event} event timed out")
+        if call.error is not None:
+            raise call.error
+        return call.data
 
     def start(self) -> tuple[int, Call]:
         """A new call id and the call that its response completes."""

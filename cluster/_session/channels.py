@@ -12,7 +12,7 @@ from .._broker_errors import subscribe_failed
 from .._control import reserved
 from .._middleware import Action, ActionType
 from .._recovery import read_recover
-from .session import Session, after_publish
+from .session import Session, after_publish, allowed
 
 __all__ = ["on_publish", "on_subscribe", "on_unsubscribe"]
 
@@ -52,7 +52,7 @@ async def on_subscribe(session: Session, data: Any, cid: int | float | None) -> 
         return
     if session.parts.inbound_chain:
         action = Action(ActionType.SUBSCRIBE, socket=session.handle, channel=channel, data=data.get("data"))
-        if not await session.allowed(cid, action):
+        if not await allowed(session, cid, action):
             return
     if cid is None:  # socketcluster-server runs the middleware but does not subscribe
         return
@@ -125,7 +125,7 @@ async def on_publish(session: Session, data: Any, cid: int | float | None) -> No
     if session.parts.inbound_chain:
         action = Action(ActionType.PUBLISH_IN, session.handle, channel=channel, data=payload)
         action.auth_token_expired_error = expired
-        if not await session.allowed(cid, action):
+        if not await allowed(session, cid, action):
             return
         payload = action.data
     try:

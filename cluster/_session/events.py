@@ -11,7 +11,7 @@ from hubbub.protocol import Response as ResponsePacket
 from .._middleware import Action, ActionType, MiddlewareLine, run_middleware
 from .channels import on_publish, on_subscribe, on_unsubscribe
 from .procedures import on_invoke, on_transmit
-from .session import Session
+from .session import Session, inbound
 
 __all__ = ["EVENTS", "EventHandler", "process"]
 
@@ -26,7 +26,7 @@ async def process(session: Session, packet: Packet) -> None:
     elif isinstance(packet, Transmit):
         await _process_event(session, packet.event, packet.data, None)
     elif isinstance(packet, ResponsePacket):
-        session.calls.resolve(packet)
+        session.resolve(packet)
     elif isinstance(packet, Raw):
         session.parts.stats.raw_messages += 1
 
@@ -107,7 +107,7 @@ async def _verify(session: Session, signed: Any) -> tuple[dict[str, Any] | None,
     action = Action(
         ActionType.AUTHENTICATE, socket=session.handle, signed_auth_token=signed, auth_token=token
     )
-    blocked = await session.inbound(action)
+    blocked = await inbound(session, action)
     return (None, blocked) if blocked is not None else (token, None)
 
 

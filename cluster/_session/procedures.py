@@ -11,7 +11,7 @@ from .._app import Procedure, Receiver, Request
 from .._app_errors import for_client, log_app_failure
 from .._middleware import Action, ActionType
 from .._socket import ServerSocket
-from .session import Session
+from .session import Session, allowed, inbound
 
 __all__ = ["on_invoke", "on_transmit"]
 
@@ -24,7 +24,7 @@ async def on_invoke(
     if session.parts.inbound_chain:
         action = Action(ActionType.INVOKE, session.handle, procedure=event, data=data)
         action.auth_token_expired_error = expired
-        if not await session.allowed(cid, action):
+        if not await allowed(session, cid, action):
             return
         data = action.data
     procedure = session.parts.app.procedures.get(event)
@@ -54,7 +54,7 @@ async def _run_procedure(procedure: Procedure, request: Request) -> None:
 async def on_transmit(session: Session, event: str, data: Any, expired: SCError | None) -> None:
     action = Action(ActionType.TRANSMIT, session.handle, receiver=event, data=data)
     action.auth_token_expired_error = expired
-    if await session.inbound(action) is not None:
+    if await inbound(session, action) is not None:
         return
     receiver = session.parts.app.receivers.get(event)
     if receiver is None or session.handle is None:

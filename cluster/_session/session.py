@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hubbub.protocol import (
     PUBLISH_PREFIX,
@@ -30,9 +30,9 @@ from hubbub.protocol import (
     State,
     dehydrate_error,
     response_packet,
-    server_invoke_packet,
     transmit_packet,
 )
+from hubbub.protocol import Response as ResponsePacket
 
 from .._app import App
 from .._app_errors import unencodable
@@ -54,7 +54,7 @@ from ..auth import JwtAuth
 from .calls import Calls
 from .lanes import Lanes
 
-__all__ = ["FILTERED_BACKLOG", "Session", "SessionParts", "after_publish"]
+__all__ = ["FILTERED_BACKLOG", "Session", "SessionParts", "after_publish", "allowed", "inbound"]
 
 log = logging.getLogger("hubbub.socket")
 _PUBLISH_PREFIX = PUBLISH_PREFIX.encode()
@@ -95,49 +95,69 @@ class SessionParts:
     loop: Loop = TRIO
 
 
+# Most connections never see a procedure, an invoke or app code holding them: a session makes its
+# lanes, its call table and the app's handle on first use, which keeps an idle one small.
 class Session:
     """A connected SocketCluster client, as the worker sees it; :attr:`handle` is what apps hold."""
 
     __slots__ = (
         "_batch",
+        "_calls",
         "_conn",
+        "_handle",
+        "_lanes",
         "auth_token",
-        "calls",
         "filtered",
-        "handle",
         "id",
-        "lanes",
         "link",
         "parts",
         "request",
-        "send_frame",
-        "send_own",
         "signed_auth_token",
     )
 
     def __init__(self, link: WsConnection, request: HttpRequest, parts: SessionParts) -> None:
+        #: The connection; the hub's fan-out sends through its ``send_frame``.
         self.link = link
         self.parts = parts
-        #: Sends a framed message: the connection's own method (the fan-out path calls it directly).
-        self.send_frame = link.send_frame
-        #: Sends a frame of this session's own (not shared with other subscribers).
-        self.send_own = link.send_own_frame
         self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
         self._batch: list[Any] | None = None
         self.filtered: deque[Publication] | None = None
-        self.calls = Calls()
-        self.lanes = Lanes(link.spawn)
+        self._calls: Calls | None = None
+        self._lanes: Lanes | None = None
+        #: None until first asked for, False once the connection has ended.
+        self._handle: ServerSocket | Literal[False] | None = None
         self.id = make_socket_id()
         self.request = request
         #: The verified token payload while authenticated, else None.
         self.auth_token: dict[str, Any] | None = None
         self.signed_auth_token: str | None = None
-        self.handle: ServerSocket | None = ServerSocket(self)
         link.attach(self)
 
     @property
-    def state(self) -> SocketState:
-        return self.link.state
+    def handle(self) -> ServerSocket | None:
+        """What app code holds for this client (the same object every time); None once it has ended."""
+        handle = self._handle
+        if handle is None:
+            handle = self._handle = ServerSocket(self)
+        return handle or None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the connection has ended (:meth:`release` ran)."""
+        return self._handle is False
+
+    @property
+    def lanes(self) -> Lanes:
+        """The ordered lanes the app's procedures and receivers run in."""
+        lanes = self._lanes
+        if lanes is None:
+            lanes = self._lanes = Lanes(self.link.spawn)
+        return lanes
+
+    def resolve(self, packet: ResponsePacket) -> None:
+        """A response from the client: complete the invoke it answers (if any is waiting)."""
+        if self._calls is not None:
+            self._calls.resolve(packet)
 
     @property
     def channels(self) -> frozenset[str]:
@@ -150,33 +170,23 @@ class Session:
         self.link.open()
         return first
 
-    async def inbound(self, action: Action) -> BaseException | None:
-        """Run the inbound middleware on ``action``; the blocking error or None."""
-        chain = self.parts.inbound_chain
-        return await run_middleware(chain, action) if chain else None
-
-    async def allowed(self, cid: int | float | None, action: Action) -> bool:
-        """Run the inbound middleware on ``action``; a blocked invoke is answered with the error."""
-        blocked = await self.inbound(action)
-        if blocked is None:
-            return True
-        self.reply_error(cid, blocked)
-        return False
-
     # -- sending ---------------------------------------------------------------------------
 
     def send_packet(self, packet: Any) -> None:
         if self._batch is not None:
             self._batch.append(packet)
         else:
-            self.send_own(frame_message(self._conn.encode(packet)))
+            self.link.send_own_frame(frame_message(self._conn.encode(packet)))
         self.parts.stats.messages_out += 1
 
     def transmit(self, event: str, data: Any = None) -> None:
         self.send_packet(transmit_packet(event, data))
 
     def respond(self, cid: int | float, data: Any = UNDEFINED) -> None:
-        _respond(self, cid, data)
+        try:
+            self.send_packet(response_packet(cid, data))
+        except Exception as error:  # the codec cannot encode ``data``: the call is answered all the same
+            self.respond_error(cid, unencodable(error, self.id))
 
     def respond_error(self, cid: int | float, error: BaseException | dict[str, Any]) -> None:
         self.send_packet(response_packet(cid, error=dehydrate_error(error)))
@@ -192,7 +202,7 @@ class Session:
             self.respond(cid)
             return
         self.parts.stats.messages_out += 1
-        self.send_own(frame_text(b'{"rid":%d}' % cid))
+        self.link.send_own_frame(frame_text(b'{"rid":%d}' % cid))
 
     def start_batch(self) -> None:
         if self._batch is None:
@@ -207,18 +217,11 @@ class Session:
         """Call ``event`` on the client and return its answer (see :meth:`ServerSocket.invoke`)."""
         if self.link.state is SocketState.CLOSED:
             raise SCError("Socket is closed", name="BadConnectionError")
-        cid, call = self.calls.start()
-        self.send_packet(server_invoke_packet(event, data, cid))
-        try:
-            with self.parts.loop.move_on_after(timeout or self.parts.config.ack_timeout):
-                await call.done.wait()
-        finally:
-            self.calls.forget(cid)
-        if not call.done.is_set():
-            raise TimeoutError(f"Event response for {event} event timed out")
-        if call.error is not None:
-            raise call.error
-        return call.data
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = Calls()
+        timeout = timeout or self.parts.config.ack_timeout
+        return await calls.invoke(self.send_packet, event, data, timeout, self.parts.loop)
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -339,16 +342,25 @@ class Session:
 
     def release(self) -> None:
         """The connection ended: fail pending invokes, leave every channel, drop the handle."""
-        self.calls.fail_all()
+        if self._calls is not None:
+            self._calls.fail_all()
         self.parts.hub.remove(self)
-        self.handle = None
+        self._handle = False
 
 
-def _respond(session: Session, cid: int | float, data: Any) -> None:
-    try:
-        session.send_packet(response_packet(cid, data))
-    except Exception as error:  # the codec cannot encode ``data``: the call is answered all the same
-        session.respond_error(cid, unencodable(error, session.id))
+async def inbound(session: Session, action: Action) -> BaseException | None:
+    """Run the inbound middleware on ``action``; the blocking error or None."""
+    chain = session.parts.inbound_chain
+    return await run_middleware(chain, action) if chain else None
+
+
+async def allowed(session: Session, cid: int | float | None, action: Action) -> bool:
+    """Run the inbound middleware on ``action``; a blocked invoke is answered with the error."""
+    blocked = await inbound(session, action)
+    if blocked is None:
+        return True
+    session.reply_error(cid, blocked)
+    return False
 
 
 def _send_batch(session: Session, batch: list[Any]) -> None:
@@ -392,7 +404,7 @@ async def _drain_filtered(session: Session, queue: deque[Publication]) -> None:
                 frame = publication.frame()
                 if frame is None:
                     continue
-                session.send_frame(frame)
+                session.link.send_frame(frame)
             else:
                 try:
                     session.transmit("#publish", publication.packet_data(action.data))

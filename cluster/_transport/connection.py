@@ -261,7 +261,7 @@ class WsConnection:
     async def run(self, leftover: bytes) -> None:
         """Read and dispatch messages until the connection ends (``leftover``: bytes read with the upgrade)."""
         raw, ws = self._raw, self.ws
-        fragments = bytearray()
+        fragments: bytearray | None = None  # a fragmented message being reassembled
         fragment_opcode = Opcode.TEXT
         half_closed = False
         view, bucket = self._parts.recv_view, self._bucket
@@ -305,12 +305,12 @@ class WsConnection:
                         fragments, fragment_opcode = bytearray(frame.data), opcode
                         continue
                     payload, is_text = bytes(frame.data), opcode is Opcode.TEXT
-                elif opcode is Opcode.CONT:
+                elif opcode is Opcode.CONT and fragments is not None:  # websockets checks the order
                     fragments += frame.data  # one growing buffer, not an object per fragment
                     if not frame.fin:
                         continue
                     payload, is_text = bytes(fragments), fragment_opcode is Opcode.TEXT
-                    fragments = bytearray()
+                    fragments = None
                 else:
                     continue
                 if bucket is not None and bucket.spend():

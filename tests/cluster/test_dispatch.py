@@ -101,11 +101,11 @@ async def _handshake(client: Client) -> dict[str, Any]:
 @pytest.mark.trio
 async def test_the_handshake_opens_the_session() -> None:
     async with open_session(App()) as client:
-        assert client.session.state is SocketState.CONNECTING
+        assert client.session.link.state is SocketState.CONNECTING
         reply = await _handshake(client)
         assert reply["rid"] == 1 and reply["data"]["id"] == client.session.id
         assert reply["data"]["isAuthenticated"] is False and reply["data"]["pingTimeout"] == 30000
-        assert client.session.state is SocketState.OPEN and client.opened == [client.session]
+        assert client.session.link.state is SocketState.OPEN and client.opened == [client.session]
         handle = client.session.handle
         assert handle is not None and handle.state == "open"  # states compare as the strings they were
 

@@ -17,6 +17,7 @@ class Recorder:
     """A subscriber that keeps what it is sent."""
 
     def __init__(self) -> None:
+        self.link = self
         self.frames: list[bytes] = []
         self.filtered: list[tuple[str, Any]] = []
         self.publications: list[Publication] = []

@@ -39,6 +39,7 @@ class Recorder:
     """A subscriber that keeps the offsets and data it is sent."""
 
     def __init__(self) -> None:
+        self.link = self
         self.received: list[tuple[int, Any, str]] = []
 
     def send_frame(self, frame: bytes) -> None:
