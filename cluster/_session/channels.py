@@ -68,7 +68,7 @@ async def on_subscribe(session: Session, data: Any, cid: int | float | None) -> 
         )
         return
     limit = config.socket_channel_limit
-    if limit is not None and not hub.is_member(session, channel) and hub.channel_total(session) >= limit:
+    if limit is not None and hub.channel_total(session) >= limit and not hub.is_member(session, channel):
         session.respond_error(
             cid,
             BrokerError(

@@ -220,7 +220,7 @@ class Outbound:
         self.closed = True
         self._owner = _DETACHED
         self.tag = None
-        if self._flow is not None:
+        if self._flushing and self._flow is not None:  # flow control knows only a buffer that flushes
             self._flow.release(self)
 
     def stalled(self) -> None:
