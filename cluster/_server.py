@@ -290,7 +290,8 @@ class Server:
         handle = session.handle if was_open and hooks else None
         conn.release()
         session.release()
-        self.users.forget(session)
+        if session.auth_token is not None:  # else the user index does not hold it
+            self.users.forget(session)
         if handle is not None:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
             for hook in hooks:

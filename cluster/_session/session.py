@@ -230,8 +230,9 @@ class Session:
         return self.parts.auth.sign_claims(claims, expires_in=expires_in)
 
     def set_token(self, token: dict[str, Any] | None, signed: str | None) -> None:
+        if token is not None or self.auth_token is not None:  # the user index holds only sessions with one
+            self.parts.users.token_changed(self, token)
         self.auth_token, self.signed_auth_token = token, signed
-        self.parts.users.token_changed(self, token)
 
     def expire_token(self) -> SCError | None:
         """Drop the token if it has expired (telling the client); the error middleware sees then."""

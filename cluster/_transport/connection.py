@@ -164,7 +164,7 @@ class WsConnection:
     def send_own_frame(self, frame: bytes) -> None:
         """:meth:`send_frame` for a frame only this connection sends (a response, an event)."""
         if self.state is _OPEN or self.state is _CONNECTING:
-            self._out.write_own(frame)
+            self._out.write(frame, True)
 
     def flush_ws(self) -> None:
         """Write what the WebSocket layer produced (close frames, pongs to control pings).
@@ -181,7 +181,7 @@ class WsConnection:
         if ws.close_sent is None and not ws.eof_sent:
             for chunk in data:
                 if chunk:
-                    out.write_own(chunk)
+                    out.write(chunk, True)
             return
         self._close_written = True
         for chunk in data:

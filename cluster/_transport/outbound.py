@@ -159,36 +159,37 @@ class Outbound:
         """
         return self._size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, own: bool = False) -> None:
         """Queue ``data`` for the next batch; past the limit, drop the backlog and report the overflow once.
 
         The limit applies while the kernel refuses more. Bytes merely waiting for the batch are
         sent early once they reach :data:`EARLY_SEND` so one scheduler step never piles up much.
+        ``own``: the bytes are this socket's only (a response, a pong), which may be copied.
         """
         if self.closed or self.limited:
             return
+        if self._flushing:
+            self._queue_behind(data, own)
+            return
         self._pending.append(data)
         self._size += len(data)
-        if self._flushing:
-            if self._size > self._limit:
-                self._over_limit()
-        elif self._size >= EARLY_SEND:
+        if self._size >= EARLY_SEND:
             self.send_pending()
         elif not self._marked:
             self._marked = True
             self._batch.mark(self)
 
-    def write_own(self, data: bytes) -> None:
-        """:meth:`write` for bytes of this socket only: while backlogged, small ones join a private tail."""
+    def _queue_behind(self, data: bytes, own: bool) -> None:
+        """Queue ``data`` behind the backlog being flushed: small bytes of its own join a private tail."""
         pending = self._pending
-        if not self._flushing or len(data) > _OWN_JOIN or not pending or self.closed or self.limited:
-            self.write(data)
-            return
-        tail = pending[-1]
-        if tail.__class__ is bytearray and len(tail) < _TAIL_MAX:
-            tail += data
+        if own and len(data) <= _OWN_JOIN and pending:
+            tail = pending[-1]
+            if tail.__class__ is bytearray and len(tail) < _TAIL_MAX:
+                tail += data
+            else:
+                pending.append(bytearray(data))
         else:
-            pending.append(bytearray(data))
+            pending.append(data)
         self._size += len(data)
         if self._size > self._limit:
             self._over_limit()
