@@ -21,6 +21,7 @@ from ._config import ServerConfig
 from ._loop import run
 from ._server import Server
 from ._transport.listen import bind_listener
+from ._transport.tls import TlsTerminator
 from .settings import Settings
 
 __all__ = [
@@ -70,9 +71,9 @@ async def open_broker_url(url: str | Broker, prefix: str = "hubbub:") -> AsyncIt
         yield broker
 
 
-def listening_url(listener: stdsocket.socket, path: str) -> str:
+def listening_url(listener: stdsocket.socket, path: str, tls: bool = False) -> str:
     host, port = listener.getsockname()[:2]
-    return f"ws://{host if ':' not in host else f'[{host}]'}:{port}{path}"
+    return f"{'wss' if tls else 'ws'}://{host if ':' not in host else f'[{host}]'}:{port}{path}"
 
 
 def _print_listening(url: str) -> None:
@@ -113,7 +114,9 @@ async def serve_until_signalled(
                 nursery.start_soon(serve_status, status_listener, server)
             if api_listener is not None and server.api is not None:
                 nursery.start_soon(server.api.serve_listener, api_listener)
-            announce(listening_url(listener, config.path))
+            if server.tls is not None:
+                await nursery.start(_reload_on_sighup, server.tls)  # installed before we announce
+            announce(listening_url(listener, config.path, tls=server.tls is not None))
             async with anyio.create_task_group() as waiting:
 
                 async def until_signal() -> None:
@@ -131,6 +134,15 @@ async def serve_until_signalled(
                     waiting.start_soon(until_stop)
             await server.shutdown(timeout=drain_timeout)
             nursery.cancel_scope.cancel()
+
+
+async def _reload_on_sighup(
+    tls: TlsTerminator, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGHUP) as hangups:
+        task_status.started()
+        async for _ in hangups:
+            tls.reload()
 
 
 def run_worker(

@@ -43,6 +43,7 @@ from ._transport.http import HttpRequest, json_response, origin_allowed, plain_r
 from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
+from ._transport.tls import tls_terminator
 from ._transport.upgrade import KnownUpgrades
 from ._users import UserIndex
 from .auth import JwtAuth
@@ -97,6 +98,7 @@ class Server:
         self.api: ServerApi | None = None
         #: False when the API has a listener of its own (``api_port``): the main port does not serve it.
         self.api_on_main_port = True
+        self.tls = tls_terminator(config)  # decrypts the main port's connections (tls_cert)
         app.bind(self.publisher)
 
     @property
@@ -133,7 +135,8 @@ class Server:
                 nursery.start_soon(self.api.run)
             nursery.start_soon(self._links.write_batch.run)
             nursery.start_soon(self.timers.run)
-            nursery.start_soon(accept_loop, listener, self._connection, nursery, self._is_accepting)
+            handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
+            nursery.start_soon(accept_loop, listener, handle, nursery, self._is_accepting)
             task_status.started()
 
     def _session_parts(self, nursery: Spawner) -> SessionParts:
@@ -193,15 +196,10 @@ class Server:
             remote = address if isinstance(address, tuple) else None
             limits = (self.config.max_request_head, self.config.max_payload)
             api = self.api if self.api_on_main_port else None
+            plain = is_api_request if api is not None else None
             try:
                 upgraded = await upgrade(
-                    raw,
-                    remote,
-                    self._links.recv_view,
-                    self._known_upgrades,
-                    limits,
-                    self._answer,
-                    is_api_request if api is not None else None,
+                    raw, remote, self._links.recv_view, self._known_upgrades, limits, self._answer, plain
                 )
             except trio.ClosedResourceError:
                 upgraded = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -290,6 +290,20 @@ SETTINGS: tuple[Setting, ...] = (
         "how long a worker's node record outlives its last refresh (refreshed every third of it): the bound "
         "after which a dead worker is gone from the server API's `info` and `channels`",
     ),
+    Setting(
+        "tls_cert",
+        "str?",
+        None,
+        "certificate chain (PEM file): the main port serves `wss://` (TLS) instead of `ws://`; needs `tls_key`; "
+        "SIGHUP loads both files again without dropping connections",
+    ),
+    Setting("tls_key", "str?", None, "private key (PEM file) of `tls_cert`"),
+    Setting(
+        "tls_ca",
+        "str?",
+        None,
+        "CA bundle (PEM file): clients must present a certificate that chains to it; unset: none asked",
+    ),
     Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
 )
 
@@ -412,12 +426,29 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise SettingsError(f"{where('user_claim')}: must not be empty")
     if not values["path"].startswith("/"):
         raise SettingsError(f"{where('path')}: must start with /")
+    _check_tls(values, where)
     broker = values["broker"]
     if broker not in ("memory://", "memory"):
         try:
             parse_redis_url(broker)
         except ValueError as error:
             raise SettingsError(f"{where('broker')}: {error}") from None
+
+
+def _check_tls(values: dict[str, Any], where: Callable[[str], str]) -> None:
+    cert, key, ca = values["tls_cert"], values["tls_key"], values["tls_ca"]
+    if (cert is None) != (key is None):
+        named = "tls_cert" if cert is not None else "tls_key"
+        raise SettingsError(f"{where(named)}: TLS needs both tls_cert and tls_key")
+    if ca is not None and cert is None:
+        raise SettingsError(f"{where('tls_ca')}: client certificates need tls_cert and tls_key")
+    if cert is not None:
+        from ._transport.tls import TlsFiles, load_context
+
+        try:
+            load_context(TlsFiles(cert, key, ca))
+        except ValueError as error:
+            raise SettingsError(f"{where('tls_cert')}: {error}") from None
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -132,10 +132,20 @@ class Supervisor:
                     self._drain.set()
 
                 nursery.start_soon(on_signal)
+                if self.settings.server.tls_cert is not None:
+                    nursery.start_soon(self._forward_sighup)
                 await self._drain.wait()
                 await self._stop_workers()
                 nursery.cancel_scope.cancel()
         return self.exit_code
+
+    async def _forward_sighup(self) -> None:
+        """SIGHUP reloads the TLS certificate: every worker is told to load it again."""
+        with trio.open_signal_receiver(signal.SIGHUP) as hangups:
+            async for _ in hangups:
+                for slot in self.slots:
+                    if slot.process is not None and slot.process.returncode is None:
+                        slot.process.send_signal(signal.SIGHUP)
 
     async def _stop_workers(self) -> None:
         self.draining = True
@@ -162,7 +172,9 @@ class Supervisor:
                 print(f"hubbub worker {slot.index} metrics on {status_url(slot.status)}", flush=True)
         if self.api is not None:
             print(f"hubbub api on {api_url(self.api)}", flush=True)
-        print(f"hubbub listening on {listening_url(self.listener, self.settings.server.path)}", flush=True)
+        server = self.settings.server
+        url = listening_url(self.listener, server.path, tls=server.tls_cert is not None)
+        print(f"hubbub listening on {url}", flush=True)
 
     async def _keep_running(self, slot: _Slot) -> None:
         while not self.draining:
