@@ -23,12 +23,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import secrets
 import signal
 import socket as stdsocket
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import trio
@@ -57,6 +58,12 @@ RESTART_RESET_AFTER = 30.0
 DRAIN_GRACE = 5.0
 #: Startup gives up when a worker fails this many times in a row before the cluster was ever ready.
 STARTUP_ATTEMPTS = 3
+
+#: Why a cluster on a Redis broker refuses to start without a key (one line on stderr).
+NEEDS_AUTH_KEY = (
+    "hubbub: a Redis broker with --workers needs an auth key: set --auth-key or HUBBUB_AUTH_KEY "
+    "(the same on every host), else a token signed by one worker is refused by the others"
+)
 
 _WORKER_CODE = "from hubbub.cluster.supervisor import worker_main; worker_main()"
 _READY = b"R"
@@ -267,6 +274,17 @@ def run_cluster(settings: Settings) -> int:
         except ValueError as error:
             print(f"hubbub: bad broker URL: {error}", file=sys.stderr)
             return 2
+        if config.auth_key is None:
+            print(NEEDS_AUTH_KEY, file=sys.stderr)
+            return 2
+    if config.auth_key is None:
+        config = replace(config, auth_key=secrets.token_urlsafe(32))
+        settings = replace(settings, server=config)
+        log.warning(
+            "no auth_key: one random key made for the %d workers of this supervisor (tokens do not "
+            "survive its restart; set --auth-key or HUBBUB_AUTH_KEY to keep them)",
+            settings.workers,
+        )
     opened: list[stdsocket.socket] = []
     try:
         try:
