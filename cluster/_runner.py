@@ -20,6 +20,7 @@ from ._app import App
 from ._config import ServerConfig
 from ._loop import run
 from ._server import Server
+from ._startup import warn_open_defaults
 from ._transport.listen import bind_listener
 from ._transport.tls import TlsTerminator
 from .settings import Settings
@@ -107,6 +108,8 @@ async def serve_until_signalled(
         async with open_broker_url(broker_url, broker_prefix) as broker, anyio.create_task_group() as nursery:
             server = Server(app, config, broker)
             server.worker_id = worker_id
+            if not worker_id:  # said once per cluster, by its first worker
+                warn_open_defaults(app, config)
             server.api_on_main_port = api_listener is None
             WorkerMetrics(server)
             await nursery.start(server.serve, listener)
