@@ -8,6 +8,7 @@ object itself; SocketCluster's own heartbeat is an ordinary data frame handled a
 from __future__ import annotations
 
 import ssl
+import sys
 from collections import deque
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,9 +20,14 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from hubbub import __version__
+
 __all__ = ["DEFAULT_PATH", "TransportClosed", "UpgradeFailed", "WebSocket", "normalize_url", "open_websocket"]
 
 DEFAULT_PATH = "/socketcluster/"
+
+#: Sent with the upgrade request, so that server logs tell hubbub's client apart.
+USER_AGENT = f"hubbub-client/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -191,7 +197,9 @@ async def _connect_stream(url: str, ssl_context: ssl.SSLContext | None) -> anyio
 
 async def _upgrade(stream: anyio.abc.ByteStream, protocol: ClientProtocol) -> WebSocket:
     ws = WebSocket(stream, protocol)
-    protocol.send_request(protocol.connect())
+    request = protocol.connect()
+    request.headers["User-Agent"] = USER_AGENT
+    protocol.send_request(request)
     async with ws._send_lock:
         await ws._flush_locked()
     while protocol.state is State.CONNECTING:

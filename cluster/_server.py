@@ -27,6 +27,7 @@ from ._api.wiring import PREFIX as API_PREFIX
 from ._app import App
 from ._app_errors import log_app_failure
 from ._config import ServerConfig
+from ._connection_log import log_closed, log_opened, trace_frames
 from ._hub import Hub
 from ._loop import Loop, Spawner, expect_running, for_name
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
@@ -212,6 +213,7 @@ class Server:
                 http_request, leftover = upgraded
                 conn = WsConnection(raw, self._links)
                 session = Session(conn, http_request, self._sessions)
+                trace_frames(session, conn)
                 timers.connecting(conn)
                 await conn.run(leftover)
         except Exception:
@@ -279,6 +281,7 @@ class Server:
         if handle is None:  # the connection ended while the handshake middleware ran
             return
         self.timers.opened(session.link)
+        log_opened(session)
         for hook in self.app.connection_hooks:
             self.spawn(hook, handle)
 
@@ -290,6 +293,7 @@ class Server:
         self.users.forget(session)
         if was_open and handle is not None:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
+            log_closed(session, conn, code)
             for hook in self.app.disconnection_hooks:
                 self.spawn(hook, handle, code, conn.close_reason)
 

@@ -304,7 +304,21 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "CA bundle (PEM file): clients must present a certificate that chains to it; unset: none asked",
     ),
-    Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
+    Setting(
+        "log_level",
+        "str",
+        "WARNING",
+        "Python logging level for the `hubbub.*` loggers; `INFO` adds one line per socket opened and closed, "
+        "`DEBUG` every frame tagged with its socket id",
+    ),
+    Setting(
+        "log_format",
+        "str",
+        "text",
+        "`text` lines, or `json`: one object per line with `time`, `level`, `logger`, `message`, `worker` "
+        "and the connection lines' fields (`socket_id`, `remote`, `user_agent`, `code`, `reason`, `duration`)",
+        ("text", "json"),
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -327,6 +341,7 @@ class Settings:
     metrics_port: int | None = None
     api_port: int | None = None
     log_level: str = "WARNING"
+    log_format: str = "text"
     #: Where each value came from: ``cli``, ``env``, ``file`` or ``default``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -34,6 +34,7 @@ from functools import partial
 
 import trio
 
+from ._logging import configure_logging
 from ._loop import current, run
 from ._runner import (
     api_url,
@@ -355,10 +356,7 @@ def worker_main() -> None:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     settings = spec.settings
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s worker-{spec.index} %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format, worker=spec.index)
     app = load_app(settings.app)
     listener = stdsocket.socket(fileno=spec.listener_fd)
     listener.setblocking(False)

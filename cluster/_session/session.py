@@ -119,9 +119,9 @@ class Session:
         self.link = link
         self.parts = parts
         #: Sends a framed message: the connection's own method (the fan-out path calls it directly).
-        self.send_frame = link.send_frame
+        self.send_frame: Callable[[bytes], None] = link.send_frame
         #: Sends a frame of this session's own (not shared with other subscribers).
-        self.send_own = link.send_own_frame
+        self.send_own: Callable[[bytes], None] = link.send_own_frame
         self._conn = Connection(Role.SERVER, parts.codec, parts.config.protocol_version)
         self._batch: list[Any] | None = None
         self.filtered: deque[Publication] | None = None
