@@ -40,7 +40,13 @@ from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
 from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
 from ._transport.handshake import PlainHttp, upgrade
-from ._transport.http import HttpRequest, json_response, origin_allowed, plain_response
+from ._transport.http import (
+    HttpRequest,
+    json_response,
+    not_the_websocket_path,
+    origin_allowed,
+    plain_response,
+)
 from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
@@ -258,7 +264,7 @@ class Server:
                 return plain_response(200, "OK", self.api.service.document, "application/json")
             return plain_response(405, "Method Not Allowed", b"Method Not Allowed: use POST", "text/plain")
         if path != self.config.path:
-            return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
+            return not_the_websocket_path(self.config.path, self.tls is not None)
         origin = http_request.header("Origin")
         if not origin_allowed(origin, self.config.origins):
             body = f"Failed to authorize socket handshake - Invalid origin: {origin}".encode()

@@ -41,6 +41,7 @@ from ._runner import (
     freeze_startup_objects,
     listening_url,
     load_app,
+    run_reporting,
     serve_until_signalled,
     status_url,
 )
@@ -372,7 +373,7 @@ def worker_main() -> None:
         control.sendall(_READY)
 
     freeze_startup_objects()
-    run(
+    code = run_reporting(
         partial(
             serve_until_signalled,
             app,
@@ -380,6 +381,7 @@ def worker_main() -> None:
             listener,
             settings.broker,
             broker_prefix=settings.broker_prefix,
+            broker_connect_timeout=settings.broker_connect_timeout,
             worker_id=spec.index,
             drain_timeout=settings.drain_timeout,
             status_listener=status,
@@ -390,4 +392,4 @@ def worker_main() -> None:
         settings.server.loop,
         use_uvloop=settings.uvloop,
     )
-    sys.exit(0)
+    sys.exit(code)
