@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 from hubbub.client import AuthState, Connected, Disconnected, ReconnectOptions, connect
 from hubbub.cluster.supervisor import NEEDS_AUTH_KEY
@@ -103,3 +107,47 @@ def test_open_defaults_are_warned_at_startup(hubbub_server) -> None:
     assert "WebSocket upgrades are accepted from any Origin (origins = *:*)" in warned
     guarded = hubbub_server("json", "--allow-client-publish", "false", "--origins", "example.com:*", app=None)
     assert not [line for line in guarded.lines if "WARNING" in line], guarded.lines
+
+
+@pytest.mark.trio
+async def test_rolling_restart_gap(keyless_cluster: Cluster) -> None:
+    """Both workers restarted one after the other (SIGTERM, drain, the supervisor starts a new one):
+    every client's gap from its 4011 to its next handshake. The figures are in docs/deployment.md
+    (``pytest -s`` prints them)."""
+    window = ReconnectOptions().drain_window
+    gaps: list[float] = []
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(keyless_cluster.url)) for _ in range(20)]
+        for _ in range(2):  # one restart per worker
+            pids = {(await c.invoke("worker"))["pid"] for c in clients}
+            victim = min(pids)
+            watched = [c for c in clients if (await c.invoke("worker"))["pid"] == victim]
+            since = len(keyless_cluster.lines)
+
+            async def gap_of(
+                client: Any, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+            ) -> None:
+                async with client.events() as events:
+                    task_status.started()
+                    async for event in events:
+                        if isinstance(event, Disconnected):
+                            assert event.code == 4011, event
+                            closed = trio.current_time()
+                        elif isinstance(event, Connected):
+                            gaps.append(trio.current_time() - closed)
+                            return
+
+            with trio.fail_after(window + 10):
+                async with trio.open_nursery() as nursery:
+                    for client in watched:
+                        nursery.start_soon(gap_of, client)
+                    await (
+                        trio.lowlevel.checkpoint()
+                    )  # the watchers subscribe to events before the drain starts
+                    os.kill(victim, signal.SIGTERM)
+                await keyless_cluster.wait_line(r"worker \d+ ready \(pid \d+\)", since=since)
+    assert gaps and max(gaps) <= window + 2, gaps
+    gaps.sort()
+    print(
+        f"\nrolling restart, {len(gaps)} reconnects: median {statistics.median(gaps):.2f} s, max {gaps[-1]:.2f} s"
+    )
