@@ -1,8 +1,9 @@
 """TLS on the main port: each accepted socket is decrypted by a relay, the worker reads plain bytes.
 
 The transport reads and writes raw non-blocking sockets (``recv_into``, ``sendmsg``). A TLS
-connection is given to it as one end of a socket pair: a relay task runs the TLS session
-(``trio.SSLStream``) on the TCP socket and copies the plain bytes to and from the other end. The
+connection is given to it as one end of a socket pair: a relay runs the TLS session (an
+``ssl.SSLObject`` on memory buffers) on the TCP socket and copies the plain bytes to and from the
+other end, one task per direction. The
 rest of the worker does not know about TLS. :meth:`TlsTerminator.reload` (SIGHUP) loads the
 certificate files again: new connections get the new certificate, open ones go on undisturbed.
 """
@@ -24,8 +25,9 @@ __all__ = ["TlsFiles", "TlsTerminator", "load_context", "tls_terminator"]
 
 log = logging.getLogger("hubbub.server")
 
-_CHUNK = 65536
-_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+_CHUNK = 262144
+#: How long a closed connection's TLS close_notify may take to send.
+_GOODBYE_TIMEOUT = 1.0
 
 Handle = Callable[[stdsocket.socket, Any], Awaitable[None]]
 
@@ -87,52 +89,151 @@ class TlsTerminator:
         return over_tls
 
     async def _serve(self, raw: stdsocket.socket, address: Any, handle: Handle) -> None:
-        tls = trio.SSLStream(
-            trio.SocketStream(trio.socket.from_stdlib_socket(raw)), self.context, server_side=True
-        )
+        pipe = _TlsPipe(raw, self.context)
+        outer: stdsocket.socket | None = None
         try:
             with trio.move_on_after(self.handshake_timeout):
                 try:
-                    await tls.do_handshake()
-                except _BROKEN as error:
+                    await pipe.handshake()
+                except (ssl.SSLError, OSError, EOFError) as error:
                     self.failed_handshakes += 1
-                    log.info("TLS handshake with %s failed: %s", address, _cause(error))
-                    if "HTTP_REQUEST" in str(_cause(error)):  # ws:// to this port: say so in plain HTTP
+                    log.info("TLS handshake with %s failed: %s", address, error)
+                    if "HTTP_REQUEST" in str(error):  # ws:// to this port: say so in plain HTTP
                         _send_plain(raw, _PLAIN_TO_TLS)
                     return
+            if not pipe.ready:
+                return
             inner, outer = stdsocket.socketpair()
             inner.setblocking(False)
-            plain = trio.SocketStream(trio.socket.from_stdlib_socket(outer))
-            async with plain, trio.open_nursery() as nursery:
+            outer.setblocking(False)
+            async with trio.open_nursery() as nursery:
                 nursery.start_soon(handle, inner, address)  # it closes ``inner`` when it ends
-                nursery.start_soon(_to_worker, tls, plain)
-                await _to_client(plain, tls)
+                nursery.start_soon(_to_worker, pipe, outer)
+                await _to_client(outer, pipe)
                 nursery.cancel_scope.cancel()
+            with trio.move_on_after(_GOODBYE_TIMEOUT) as goodbye:
+                goodbye.shield = True
+                await pipe.close_notify()
         finally:
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(tls)
+            for sock in (raw, outer):
+                if sock is not None:
+                    trio.lowlevel.notify_closing(sock)
+                    sock.close()
 
 
-async def _to_worker(tls: trio.SSLStream[trio.SocketStream], plain: trio.SocketStream) -> None:
+class _TlsPipe:
+    """A server-side TLS session (``SSLObject`` on memory buffers) over a raw non-blocking socket.
+
+    Two tasks use it, one per direction; writes to the socket are serialised by a lock so that
+    the records of both go out whole and in order.
+    """
+
+    __slots__ = ("_in", "_lock", "_out", "obj", "raw", "ready")
+
+    def __init__(self, raw: stdsocket.socket, context: ssl.SSLContext) -> None:
+        self.raw = raw
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self._in, self._out, server_side=True)
+        self._lock = trio.StrictFIFOLock()
+        self.ready = False
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+            except ssl.SSLWantReadError:
+                await self.flush()
+                if not await self.fill():
+                    raise EOFError("the client closed the connection during the TLS handshake") from None
+                continue
+            await self.flush()
+            self.ready = True
+            return
+
+    async def fill(self) -> bool:
+        """Read what the client sent into the session; False at the end of the connection."""
+        while True:
+            try:
+                data = self.raw.recv(_CHUNK)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.raw)
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._in.write_eof()
+                return False
+            self._in.write(data)
+            return True
+
+    async def flush(self) -> None:
+        """Send the records the session produced (all of them, in order)."""
+        async with self._lock:
+            await _send_all(self.raw, self._out.read())
+
+    async def send(self, data: bytes) -> None:
+        self.obj.write(data)
+        await self.flush()
+
+    async def close_notify(self) -> None:
+        try:
+            self.obj.unwrap()
+        except ssl.SSLError:
+            pass
+        await self.flush()
+
+
+async def _send_all(sock: stdsocket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+
+
+async def _to_worker(pipe: _TlsPipe, outer: stdsocket.socket) -> None:
     """Client to worker; at the client's end (or a broken TLS session) the worker reads EOF."""
     try:
-        while data := await tls.receive_some(_CHUNK):
-            await plain.send_all(data)
-    except _BROKEN:
+        ended = False  # records that came with the handshake are read before waiting for more
+        while True:
+            while True:
+                try:
+                    data = pipe.obj.read(_CHUNK)
+                except ssl.SSLWantReadError:
+                    break
+                if not data:
+                    ended = True
+                    break
+                await _send_all(outer, data)
+            await pipe.flush()  # what reading produced (session tickets, key updates)
+            if ended:
+                break
+            ended = not await pipe.fill()
+    except (ssl.SSLError, OSError):
         pass
     try:
-        await plain.send_eof()
-    except _BROKEN:
+        outer.shutdown(stdsocket.SHUT_WR)
+    except OSError:
         pass
 
 
-async def _to_client(plain: trio.SocketStream, tls: trio.SSLStream[trio.SocketStream]) -> None:
+async def _to_client(outer: stdsocket.socket, pipe: _TlsPipe) -> None:
     """Worker to client, until the worker closes its end."""
-    try:
-        while data := await plain.receive_some(_CHUNK):
-            await tls.send_all(data)
-    except _BROKEN:
-        return
+    while True:
+        try:
+            data = outer.recv(_CHUNK)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(outer)
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        try:
+            await pipe.send(data)
+        except (ssl.SSLError, OSError):
+            return
 
 
 _PLAIN_TO_TLS = plain_response(
@@ -145,10 +246,6 @@ def _send_plain(raw: stdsocket.socket, data: bytes) -> None:
         raw.send(data)
     except OSError:
         pass
-
-
-def _cause(error: BaseException) -> BaseException:
-    return error.__cause__ if error.__cause__ is not None else error
 
 
 class _TlsSettings(Protocol):

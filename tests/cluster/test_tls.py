@@ -193,3 +193,17 @@ def test_official_js_client_over_wss(start_server, certs: Certs) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == {"event": "done", "echo": {"hello": "tls"}, "received": {"n": 1}}
+
+
+@pytest.mark.trio
+async def test_supervisor_passes_sighup_to_every_worker(hubbub_cluster, certs: Certs) -> None:
+    cluster = hubbub_cluster(*certs.args(), workers=2)
+    assert cluster.url.startswith("wss://")
+    new_ca = trustme.CA()
+    certs.issue(new_ca)
+    cluster.proc.send_signal(signal.SIGHUP)
+    await cluster.wait_line(r"worker-0 hubbub\.server: TLS certificate reloaded")
+    await cluster.wait_line(r"worker-1 hubbub\.server: TLS certificate reloaded")
+    for _ in range(4):  # whichever worker takes it, the new certificate
+        assert await _round_trip(cluster.url, certs.context(new_ca)) == {"n": 1}
+    assert cluster.proc.poll() is None
