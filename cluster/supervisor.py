@@ -35,7 +35,7 @@ from functools import partial
 import trio
 
 from ._logging import configure_logging
-from ._loop import current, run
+from ._loop import current
 from ._runner import (
     api_url,
     freeze_startup_objects,

@@ -122,7 +122,7 @@ def not_the_websocket_path(ws_path: str, tls: bool) -> Response:
     """HTTP 400 for a request to another path than the WebSocket one, saying what this is and where to go."""
     scheme = "wss" if tls else "ws"
     body = (
-        "This is a hubbub worker (SocketCluster protocol), not a web page. "
+        "This is a WebSocket server (SocketCluster protocol), not a web page. "
         f"WebSocket clients connect to {scheme}://<this host>{ws_path}\n"
     ).encode()
     return plain_response(400, "Bad Request", body, "text/plain; charset=utf-8")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import socket as stdsocket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import trio
+import anyio
 
+from .._loop import Loop, current
 from .http import plain_response
 
 __all__ = ["TlsFiles", "TlsTerminator", "load_context", "tls_terminator"]
@@ -29,7 +30,7 @@ _CHUNK = 262144
 #: How long a closed connection's TLS close_notify may take to send.
 _GOODBYE_TIMEOUT = 1.0
 
-Handle = Callable[[stdsocket.socket, Any], Awaitable[None]]
+Handle = Callable[[stdsocket.socket, Any], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +90,10 @@ class TlsTerminator:
         return over_tls
 
     async def _serve(self, raw: stdsocket.socket, address: Any, handle: Handle) -> None:
-        pipe = _TlsPipe(raw, self.context)
+        pipe = _TlsPipe(raw, self.context, current())
         outer: stdsocket.socket | None = None
         try:
-            with trio.move_on_after(self.handshake_timeout):
+            with anyio.move_on_after(self.handshake_timeout):
                 try:
                     await pipe.handshake()
                 except (ssl.SSLError, OSError, EOFError) as error:
@@ -106,18 +107,17 @@ class TlsTerminator:
             inner, outer = stdsocket.socketpair()
             inner.setblocking(False)
             outer.setblocking(False)
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as nursery:
                 nursery.start_soon(handle, inner, address)  # it closes ``inner`` when it ends
                 nursery.start_soon(_to_worker, pipe, outer)
                 await _to_client(outer, pipe)
                 nursery.cancel_scope.cancel()
-            with trio.move_on_after(_GOODBYE_TIMEOUT) as goodbye:
-                goodbye.shield = True
+            with anyio.move_on_after(_GOODBYE_TIMEOUT, shield=True):
                 await pipe.close_notify()
         finally:
             for sock in (raw, outer):
                 if sock is not None:
-                    trio.lowlevel.notify_closing(sock)
+                    pipe.loop.notify_closing(sock)
                     sock.close()
 
 
@@ -128,13 +128,14 @@ class _TlsPipe:
     the records of both go out whole and in order.
     """
 
-    __slots__ = ("_in", "_lock", "_out", "obj", "raw", "ready")
+    __slots__ = ("_in", "_lock", "_out", "loop", "obj", "raw", "ready")
 
-    def __init__(self, raw: stdsocket.socket, context: ssl.SSLContext) -> None:
+    def __init__(self, raw: stdsocket.socket, context: ssl.SSLContext, loop: Loop) -> None:
         self.raw = raw
+        self.loop = loop
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = context.wrap_bio(self._in, self._out, server_side=True)
-        self._lock = trio.StrictFIFOLock()
+        self._lock = anyio.Lock()
         self.ready = False
 
     async def handshake(self) -> None:
@@ -156,7 +157,7 @@ class _TlsPipe:
             try:
                 data = self.raw.recv(_CHUNK)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.raw)
+                await self.loop.wait_readable(self.raw)
                 continue
             except OSError:
                 data = b""
@@ -169,7 +170,7 @@ class _TlsPipe:
     async def flush(self) -> None:
         """Send the records the session produced (all of them, in order)."""
         async with self._lock:
-            await _send_all(self.raw, self._out.read())
+            await _send_all(self.loop, self.raw, self._out.read())
 
     async def send(self, data: bytes) -> None:
         self.obj.write(data)
@@ -183,13 +184,13 @@ class _TlsPipe:
         await self.flush()
 
 
-async def _send_all(sock: stdsocket.socket, data: bytes) -> None:
+async def _send_all(loop: Loop, sock: stdsocket.socket, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
             view = view[sock.send(view) :]
         except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)
+            await loop.wait_writable(sock)
 
 
 async def _to_worker(pipe: _TlsPipe, outer: stdsocket.socket) -> None:
@@ -205,7 +206,7 @@ async def _to_worker(pipe: _TlsPipe, outer: stdsocket.socket) -> None:
                 if not data:
                     ended = True
                     break
-                await _send_all(outer, data)
+                await _send_all(pipe.loop, outer, data)
             await pipe.flush()  # what reading produced (session tickets, key updates)
             if ended:
                 break
@@ -224,7 +225,7 @@ async def _to_client(outer: stdsocket.socket, pipe: _TlsPipe) -> None:
         try:
             data = outer.recv(_CHUNK)
         except BlockingIOError:
-            await trio.lowlevel.wait_readable(outer)
+            await pipe.loop.wait_readable(outer)
             continue
         except OSError:
             return

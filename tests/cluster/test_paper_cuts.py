@@ -107,7 +107,7 @@ def test_get_slash_says_what_this_is_and_where_the_websocket_path_is(start_serve
     status, body = http_get(server.url.replace("ws://", "http://").replace("/socketcluster/", "/"))
     assert status == 400
     assert body == (
-        "This is a hubbub worker (SocketCluster protocol), not a web page. "
+        "This is a WebSocket server (SocketCluster protocol), not a web page. "
         "WebSocket clients connect to ws://<this host>/socketcluster/\n"
     )
 

@@ -72,8 +72,9 @@ async def _round_trip(url: str, context: ssl.SSLContext) -> object:
 
 
 @pytest.mark.trio
-async def test_python_client_over_wss(start_server, certs: Certs) -> None:
-    server = start_server(*certs.args())
+@pytest.mark.parametrize("loop", ["trio", "asyncio"])
+async def test_python_client_over_wss(start_server, certs: Certs, loop: str) -> None:
+    server = start_server(*certs.args(), "--loop", loop)
     assert server.url.startswith("wss://127.0.0.1:")
     assert await _round_trip(server.url, certs.context()) == {"n": 1}
     # Plain HTTP to the TLS port is told what to use.
