@@ -18,7 +18,14 @@ $(NODE_DEPS): tests/interop/package-lock.json
 
 install: $(VENV)/.installed $(NODE_DEPS)
 
-run: $(VENV)/.installed
+# `make run` installs hubbub and its dependencies only (no test or lint tools).
+$(VENV)/.run-installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+run: $(VENV)/.run-installed
 	$(VENV)/bin/hubbub run
 
 test: install

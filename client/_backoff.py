@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from hubbub.protocol import ReconnectAction, reconnect_action
+from hubbub.protocol import CloseCode, ReconnectAction, reconnect_action
 
 __all__ = ["ReconnectOptions"]
 
@@ -18,12 +18,18 @@ class ReconnectOptions:
     connection) is ``(initial_delay + randomness * random()) * multiplier ** n``, capped at
     ``max_delay``. After a close with 4000, 4001 or 1005 the first attempt is immediate. The
     defaults are the official client's: 10 s, 10 s, 1.5, 60 s.
+
+    Unlike the official client (which waits 10-20 s), after a close with 4011 (the server drains:
+    a restart or a deploy) the first attempt comes after a uniformly random delay in
+    ``[0, drain_window]``: soon, and spread so that a worker's clients do not all arrive at once.
     """
 
     initial_delay: float = 10.0
     randomness: float = 10.0
     multiplier: float = 1.5
     max_delay: float = 60.0
+    #: The window (seconds) over which the first reconnect after a drain (close 4011) is spread.
+    drain_window: float = 2.0
 
     def delay(self, attempt: int, code: int, rng: random.Random | None = None) -> float | None:
         """Seconds to wait before attempt ``attempt`` after a close with ``code``; None: do not reconnect."""
@@ -32,6 +38,8 @@ class ReconnectOptions:
             return None
         if action is ReconnectAction.IMMEDIATE and attempt == 0:
             return 0.0
+        if code == CloseCode.SERVER_SHUTDOWN and attempt == 0:
+            return (rng or random).random() * self.drain_window
         jitter = (rng or random).random() * self.randomness
         return min((self.initial_delay + jitter) * self.multiplier**attempt, self.max_delay)
 

@@ -73,6 +73,11 @@ class ClientOptions:
             raise ValueError(f"channel_buffer must be at least 1, not {self.channel_buffer!r}")
         if self.max_message_size is not None:
             _require_positive("max_message_size", self.max_message_size)
+        if self.reconnect is not None and not isinstance(self.reconnect, ReconnectOptions):
+            raise ValueError(
+                f"reconnect must be a ReconnectOptions (auto_reconnect=False turns reconnecting off), "
+                f"not {self.reconnect!r}"
+            )
 
     @property
     def reconnect_policy(self) -> ReconnectOptions:

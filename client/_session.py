@@ -114,6 +114,13 @@ class SessionLink(Protocol):
         ...
 
 
+#: Close codes a server sends when it cannot read the client's #handshake: most often the codecs differ.
+_CODEC_MISMATCH = frozenset({4009, 1003, 1007})
+_CODEC_HINT = (
+    "; the server likely uses another codec than this client's {!r} (json or minbin: they must match)"
+)
+
+
 async def _open_ws(
     url: str, timeout: float, max_size: int | None, ssl_context: ssl.SSLContext | None
 ) -> WebSocket:
@@ -218,8 +225,9 @@ async def _handshake(
         raise ConnectError(f"no #handshake response within {ack_timeout:g} s", code=4003) from None
     except TransportClosed as exc:
         detail = f": {exc.reason}" if exc.reason else ""
+        hint = _CODEC_HINT.format(codec) if exc.code in _CODEC_MISMATCH else ""
         raise ConnectError(
-            f"connection closed during the handshake (code {exc.code}{detail})", code=exc.code
+            f"connection closed during the handshake (code {exc.code}{detail}){hint}", code=exc.code
         ) from None
     error = hydrate_error(response.error)
     if error is not None:

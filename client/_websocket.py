@@ -8,20 +8,26 @@ object itself; SocketCluster's own heartbeat is an ordinary data frame handled a
 from __future__ import annotations
 
 import ssl
+import sys
 from collections import deque
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from hubbub import __version__
+
 __all__ = ["DEFAULT_PATH", "TransportClosed", "UpgradeFailed", "WebSocket", "normalize_url", "open_websocket"]
 
 DEFAULT_PATH = "/socketcluster/"
+
+#: Sent with the upgrade request, so that server logs tell hubbub's client apart.
+USER_AGENT = f"hubbub-client/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -177,12 +183,23 @@ async def _connect_stream(url: str, ssl_context: ssl.SSLContext | None) -> anyio
     if not uri.secure:
         return await anyio.connect_tcp(uri.host, uri.port)
     context = ssl_context or ssl.create_default_context()
-    return await anyio.connect_tcp(uri.host, uri.port, ssl_context=context, tls_standard_compatible=False)
+    try:
+        return await anyio.connect_tcp(uri.host, uri.port, ssl_context=context, tls_standard_compatible=False)
+    except (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+        cause = exc if isinstance(exc, ssl.SSLError) or exc.__cause__ is None else exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail, hint = f"certificate verify failed: {cause.verify_message}", ""
+        else:
+            detail = getattr(cause, "reason", None) or str(cause) or "the server closed the connection"
+            hint = " (does the server serve plain ws://?)"
+        raise UpgradeFailed(f"TLS handshake with {uri.host}:{uri.port} failed: {detail}{hint}") from None
 
 
 async def _upgrade(stream: anyio.abc.ByteStream, protocol: ClientProtocol) -> WebSocket:
     ws = WebSocket(stream, protocol)
-    protocol.send_request(protocol.connect())
+    request = protocol.connect()
+    request.headers["User-Agent"] = USER_AGENT
+    protocol.send_request(request)
     async with ws._send_lock:
         await ws._flush_locked()
     while protocol.state is State.CONNECTING:
@@ -193,6 +210,8 @@ async def _upgrade(stream: anyio.abc.ByteStream, protocol: ClientProtocol) -> We
             break
         protocol.receive_data(data)
     exc = protocol.handshake_exc
+    if isinstance(exc, InvalidMessage) and not protocol.uri.secure:
+        exc = InvalidHandshake(f"{exc} (does the server serve TLS? then connect with wss://)")
     if exc is None and protocol.state is not State.OPEN:
         exc = InvalidHandshake("connection closed during the HTTP upgrade")
     if exc is not None:

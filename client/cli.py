@@ -7,7 +7,8 @@
 * ``hubbub publish URL CHANNEL DATA`` publishes (acknowledged) and prints nothing.
 * ``hubbub invoke URL PROCEDURE DATA`` prints the result as one JSON line.
 
-DATA is parsed as JSON when it is valid JSON, else taken as a string. Every command takes
+DATA is parsed as JSON when it is valid JSON, else taken as a string (with a warning on stderr
+when it looks like JSON); ``--json`` makes invalid JSON an error (exit 2). Every command takes
 ``--codec json|minbin`` and ``--auth-token TOKEN``. Failures print one line ``hubbub: ...`` on
 stderr and exit with 1.
 """
@@ -33,11 +34,22 @@ __all__ = ["parse_data", "register"]
 _MISSING = object()
 
 
-def parse_data(text: str) -> Any:
-    """``text`` as JSON when it parses, else the string itself."""
+def parse_data(text: str, strict: bool = False) -> Any:
+    """``text`` as JSON when it parses, else the string itself (``strict``: raise ``ValueError``).
+
+    Text that looks like JSON (it starts with ``{``, ``[`` or ``"``) but does not parse is sent as a
+    string with one warning line on stderr.
+    """
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as error:
+        if strict:
+            raise ValueError(f"--json: DATA is not valid JSON: {error}") from None
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            print(
+                f"hubbub: DATA is not valid JSON ({error}); sending it as a string (--json fails instead)",
+                file=sys.stderr,
+            )
         return text
 
 
@@ -94,18 +106,30 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    try:
+        data = parse_data(args.data, args.json)
+    except ValueError as error:
+        print(f"hubbub: {error}", file=sys.stderr)
+        return 2
+
     async def main() -> int:
         async with connect(args.url, **_options(args)) as client:
-            await client.publish(args.channel, parse_data(args.data))
+            await client.publish(args.channel, data)
         return 0
 
     return _run(main)
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    try:
+        data = parse_data(args.data, args.json)
+    except ValueError as error:
+        print(f"hubbub: {error}", file=sys.stderr)
+        return 2
+
     async def main() -> int:
         async with connect(args.url, **_options(args)) as client:
-            result = await client.invoke(args.procedure, parse_data(args.data))
+            result = await client.invoke(args.procedure, data)
         print(_json_line(result), flush=True)
         return 0
 
@@ -128,7 +152,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``subscribe``, ``publish`` and ``invoke`` subcommands."""
     common = _common()
     url_help = "server URL, e.g. ws://localhost:8000/socketcluster/ (the path defaults to /socketcluster/)"
-    data_help = "JSON if it parses as JSON, else a string"
+    data_help = "JSON if it parses as JSON, else sent as a string (with a warning if it looks like JSON)"
+    json_help = "DATA must be valid JSON: fail (exit 2) instead of sending it as a string"
 
     sub = subparsers.add_parser(
         "subscribe", parents=[common], help="print a channel's messages as JSON lines until interrupted"
@@ -141,6 +166,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pub.add_argument("url", help=url_help)
     pub.add_argument("channel")
     pub.add_argument("data", help=data_help)
+    pub.add_argument("--json", action="store_true", help=json_help)
     pub.set_defaults(func=_publish)
 
     inv = subparsers.add_parser(
@@ -149,4 +175,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     inv.add_argument("url", help=url_help)
     inv.add_argument("procedure")
     inv.add_argument("data", help=data_help)
+    inv.add_argument("--json", action="store_true", help=json_help)
     inv.set_defaults(func=_invoke)

@@ -87,10 +87,15 @@ class ServerConfig:
     user_claim: str = "sub"
     #: Seconds a worker's node record lives in the broker after its last refresh (``info``, ``channels``).
     node_ttl: float = 10.0
+    #: TLS certificate chain and key (PEM files): the main port serves ``wss://``; None: plain ``ws://``.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: CA bundle (PEM) that client certificates must chain to; None: no client certificate asked.
+    tls_ca: str | None = None
     #: Per-channel options by name pattern (``[[channels]]`` in the config file), before the app's own.
     channels: ChannelRules = field(default_factory=ChannelRules)
 
     @property
     def pretty_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}{self.path}"
+        return f"{'wss' if self.tls_cert else 'ws'}://{host}:{self.port}{self.path}"

@@ -8,9 +8,10 @@ import os
 import signal
 import socket as stdsocket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import anyio
 
@@ -20,7 +21,9 @@ from ._app import App
 from ._config import ServerConfig
 from ._loop import run
 from ._server import Server
+from ._startup import warn_open_defaults
 from ._transport.listen import bind_listener
+from ._transport.tls import TlsTerminator
 from .settings import Settings
 
 __all__ = [
@@ -49,15 +52,28 @@ def load_app(spec: str | None) -> App:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     module = importlib.import_module(module_name)
-    app = getattr(module, attribute, None)
+    if not hasattr(module, attribute):
+        defined = sorted(name for name, value in vars(module).items() if isinstance(value, App))
+        found = f"; its App is {', '.join(defined)}" if defined else "; it defines no App"
+        raise ValueError(f"module {module_name} ({module.__file__}) has no attribute {attribute!r}{found}")
+    app = getattr(module, attribute)
     if not isinstance(app, App):
         raise ValueError(f"{spec} is not a hubbub App (got {type(app).__name__})")
     return app
 
 
+class BrokerUnreachable(Exception):
+    """The broker did not answer within ``broker_connect_timeout`` at startup."""
+
+
 @asynccontextmanager
-async def open_broker_url(url: str | Broker, prefix: str = "hubbub:") -> AsyncIterator[Broker]:
-    """The broker of ``url`` (opened here, closed on leaving), or ``url`` itself when it is a broker."""
+async def open_broker_url(
+    url: str | Broker, prefix: str = "hubbub:", timeout: float | None = None
+) -> AsyncIterator[Broker]:
+    """The broker of ``url`` (opened here, closed on leaving), or ``url`` itself when it is a broker.
+
+    ``timeout``: how long a Redis broker may take to answer at startup (BrokerUnreachable after it).
+    """
     if not isinstance(url, str):
         yield url
         return
@@ -66,13 +82,35 @@ async def open_broker_url(url: str | Broker, prefix: str = "hubbub:") -> AsyncIt
         return
     from hubbub.broker import open_broker
 
-    async with open_broker(url, prefix=prefix) as broker:
+    options: dict[str, Any] = {} if timeout is None else {"connect_timeout": timeout}
+    async with open_broker(url, prefix=prefix, **options) as broker:
+        if timeout is not None and not broker.ready:
+            cause = getattr(getattr(broker, "stats", None), "last_error", None)
+            raise BrokerUnreachable(
+                f"the broker {url} did not answer within {timeout:g} s (broker_connect_timeout)"
+                + (f": {cause}" if cause else "")
+            )
         yield broker
 
 
-def listening_url(listener: stdsocket.socket, path: str) -> str:
+def run_reporting(fn: Callable[[], Coroutine[Any, Any, None]], loop: str, *, use_uvloop: bool = True) -> int:
+    """Run ``fn`` on ``loop``: 0, or 2 with one line on stderr when the broker is unreachable at startup."""
+    try:
+        run(fn, loop, use_uvloop=use_uvloop)
+    except BaseException as error:
+        found = error.split(BrokerUnreachable)[0] if isinstance(error, BaseExceptionGroup) else error
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if not isinstance(found, BrokerUnreachable):
+            raise
+        print(f"hubbub: {found}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+def listening_url(listener: stdsocket.socket, path: str, tls: bool = False) -> str:
     host, port = listener.getsockname()[:2]
-    return f"ws://{host if ':' not in host else f'[{host}]'}:{port}{path}"
+    return f"{'wss' if tls else 'ws'}://{host if ':' not in host else f'[{host}]'}:{port}{path}"
 
 
 def _print_listening(url: str) -> None:
@@ -86,6 +124,7 @@ async def serve_until_signalled(
     broker_url: str = "memory://",
     *,
     broker_prefix: str = "hubbub:",
+    broker_connect_timeout: float | None = None,
     worker_id: int | None = None,
     drain_timeout: float | None = None,
     status_listener: stdsocket.socket | None = None,
@@ -103,9 +142,14 @@ async def serve_until_signalled(
     from ._metrics import WorkerMetrics, serve_status
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_broker_url(broker_url, broker_prefix) as broker, anyio.create_task_group() as nursery:
+        async with (
+            open_broker_url(broker_url, broker_prefix, broker_connect_timeout) as broker,
+            anyio.create_task_group() as nursery,
+        ):
             server = Server(app, config, broker)
             server.worker_id = worker_id
+            if not worker_id:  # said once per cluster, by its first worker
+                warn_open_defaults(app, config)
             server.api_on_main_port = api_listener is None
             WorkerMetrics(server)
             await nursery.start(server.serve, listener)
@@ -113,7 +157,9 @@ async def serve_until_signalled(
                 nursery.start_soon(serve_status, status_listener, server)
             if api_listener is not None and server.api is not None:
                 nursery.start_soon(server.api.serve_listener, api_listener)
-            announce(listening_url(listener, config.path))
+            if server.tls is not None:
+                await nursery.start(_reload_on_sighup, server.tls)  # installed before we announce
+            announce(listening_url(listener, config.path, tls=server.tls is not None))
             async with anyio.create_task_group() as waiting:
 
                 async def until_signal() -> None:
@@ -131,6 +177,15 @@ async def serve_until_signalled(
                     waiting.start_soon(until_stop)
             await server.shutdown(timeout=drain_timeout)
             nursery.cancel_scope.cancel()
+
+
+async def _reload_on_sighup(
+    tls: TlsTerminator, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGHUP) as hangups:
+        task_status.started()
+        async for _ in hangups:
+            tls.reload()
 
 
 def run_worker(
@@ -164,7 +219,7 @@ def run_worker(
         print(f"hubbub api on {api_url(api)}", flush=True)
     freeze_startup_objects()
     try:
-        run(
+        return run_reporting(
             partial(
                 serve_until_signalled,
                 app,
@@ -172,6 +227,7 @@ def run_worker(
                 listener,
                 broker_url,
                 broker_prefix=settings.broker_prefix if settings else "hubbub:",
+                broker_connect_timeout=settings.broker_connect_timeout if settings else None,
                 drain_timeout=settings.drain_timeout if settings else None,
                 status_listener=status,
                 api_listener=api,
@@ -182,7 +238,6 @@ def run_worker(
     finally:
         for opened in (listener, *extra.values()):
             opened.close()
-    return 0
 
 
 def freeze_startup_objects() -> None:

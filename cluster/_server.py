@@ -27,6 +27,7 @@ from ._api.wiring import PREFIX as API_PREFIX
 from ._app import App
 from ._app_errors import log_app_failure
 from ._config import ServerConfig
+from ._connection_log import connection_class, log_closed, log_opened, trace_frames
 from ._hub import Hub
 from ._loop import Loop, Spawner, expect_running, for_name
 from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
@@ -39,10 +40,17 @@ from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
 from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
 from ._transport.handshake import PlainHttp, upgrade
-from ._transport.http import HttpRequest, json_response, origin_allowed, plain_response
+from ._transport.http import (
+    HttpRequest,
+    json_response,
+    not_the_websocket_path,
+    origin_allowed,
+    plain_response,
+)
 from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
+from ._transport.tls import tls_terminator
 from ._transport.upgrade import KnownUpgrades
 from ._users import UserIndex
 from .auth import JwtAuth
@@ -98,6 +106,7 @@ class Server:
         self.api: ServerApi | None = None
         #: False when the API has a listener of its own (``api_port``): the main port does not serve it.
         self.api_on_main_port = True
+        self.tls = tls_terminator(config)  # decrypts the main port's connections (tls_cert)
         app.bind(self.publisher)
 
     @property
@@ -134,7 +143,8 @@ class Server:
                 nursery.start_soon(self.api.run)
             nursery.start_soon(self._links.write_batch.run)
             nursery.start_soon(self.timers.run)
-            nursery.start_soon(accept_loop, listener, self._connection, nursery, self._is_accepting)
+            handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
+            nursery.start_soon(accept_loop, listener, handle, nursery, self._is_accepting)
             task_status.started()
 
     def _session_parts(self, nursery: Spawner) -> SessionParts:
@@ -193,6 +203,7 @@ class Server:
             timers.upgrading(raw)
             remote = address if isinstance(address, tuple) else None
             api = self.api if self.api_on_main_port else None
+            plain = is_api_request if api is not None else None
             try:
                 upgraded = await upgrade(
                     raw,
@@ -201,7 +212,7 @@ class Server:
                     self._known_upgrades,
                     self._limits,
                     self._answer,
-                    is_api_request if api is not None else None,
+                    plain,
                 )
             except trio.ClosedResourceError:
                 upgraded = None
@@ -213,8 +224,9 @@ class Server:
             elif upgraded is not None and self._sessions is not None:
                 http_request, leftover = upgraded
                 del upgraded  # this frame lives as long as the connection: it keeps only what it uses
-                conn = WsConnection(raw, self._links)
+                conn = connection_class()(raw, self._links)
                 session = Session(conn, http_request, self._sessions)
+                trace_frames(session, conn)
                 timers.connecting(conn)
                 await conn.run(leftover)
         except Exception:
@@ -259,7 +271,7 @@ class Server:
                 return plain_response(200, "OK", self.api.service.document, "application/json")
             return plain_response(405, "Method Not Allowed", b"Method Not Allowed: use POST", "text/plain")
         if path != self.config.path:
-            return plain_response(400, "Bad Request", b"Bad Request", "text/plain")
+            return not_the_websocket_path(self.config.path, self.tls is not None)
         origin = http_request.header("Origin")
         if not origin_allowed(origin, self.config.origins):
             body = f"Failed to authorize socket handshake - Invalid origin: {origin}".encode()
@@ -281,6 +293,7 @@ class Server:
         if session.ended:  # the connection ended while the handshake middleware ran
             return
         self.timers.opened(session.link)
+        log_opened(session)
         for hook in self.app.connection_hooks:  # the handle is made here only when a hook wants it
             self.spawn(hook, session.handle)
 
@@ -292,9 +305,10 @@ class Server:
         session.release()
         if session.auth_token is not None:  # else the user index does not hold it
             self.users.forget(session)
-        if handle is not None:
+        if was_open:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
-            for hook in hooks:
+            log_closed(session, conn, code, self.loop.current_time())
+            for hook in hooks if handle is not None else ():
                 self.spawn(hook, handle, code, conn.close_reason)
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:

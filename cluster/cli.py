@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from hubbub import __version__
 
+from ._logging import configure_logging
 from .settings import SETTINGS, SettingsError, add_arguments, load_settings
 
 __all__ = ["main"]
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"hubbub: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = load_app(settings.app)
     except (ImportError, ValueError) as error:

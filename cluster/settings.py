@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -44,7 +45,8 @@ class Setting:
 
     ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``list`` (comma-separated in flags and
     environment, a TOML array or string), ``limit`` (an int; ``0`` or ``none`` means no limit),
-    ``port?`` (a port, or ``none``/``off`` for disabled), ``str?`` (a string; empty means unset).
+    ``port?`` (a port, or ``none``/``off`` for disabled), ``str?`` (a string; empty means unset),
+    ``float?`` (a number of seconds, or ``none``/``off``/empty for unset).
     """
 
     name: str
@@ -87,6 +89,13 @@ SETTINGS: tuple[Setting, ...] = (
         "memory://",
         "broker URL, see [broker.md](broker.md); with more than one worker it must be shared (Redis)",
     ),
+    Setting(
+        "broker_connect_timeout",
+        "float?",
+        None,
+        "fail fast: a worker whose broker does not answer within this many seconds of starting exits with "
+        "code 2 and one line saying so; unset: it starts anyway and keeps retrying",
+    ),
     Setting("broker_prefix", "str", "hubbub:", "prefix of every Redis channel; workers that talk share it"),
     Setting(
         "drain_timeout",
@@ -98,7 +107,7 @@ SETTINGS: tuple[Setting, ...] = (
         "metrics_port",
         "port?",
         None,
-        "first port of the per-worker status listeners (`/metrics`, `/health`, `/ready`): worker *i* "
+        "first port of the per-worker status listeners (`/metrics`, `/health`, `/ready`): worker `i` "
         "gets `metrics_port + i`; `0` picks free ports; unset: none",
     ),
     Setting(
@@ -118,7 +127,9 @@ SETTINGS: tuple[Setting, ...] = (
         "protocol_version",
         "int",
         _D.protocol_version,
-        "heartbeat strings: 2 = empty frames, 1 = `#1`/`#2`",
+        "heartbeat strings: 2 = empty frames (socketcluster-client 16 and later, hubbub's client); "
+        "1 = `#1`/`#2` (socketcluster-client 14 and 15, older Python clients such as socketcc and scclient); "
+        "one worker serves one version, see [protocol.md](protocol.md)",
         (1, 2),
     ),
     Setting(
@@ -290,7 +301,35 @@ SETTINGS: tuple[Setting, ...] = (
         "how long a worker's node record outlives its last refresh (refreshed every third of it): the bound "
         "after which a dead worker is gone from the server API's `info` and `channels`",
     ),
-    Setting("log_level", "str", "WARNING", "Python logging level for the `hubbub.*` loggers"),
+    Setting(
+        "tls_cert",
+        "str?",
+        None,
+        "certificate chain (PEM file): the main port serves `wss://` (TLS) instead of `ws://`; needs `tls_key`; "
+        "SIGHUP loads both files again without dropping connections",
+    ),
+    Setting("tls_key", "str?", None, "private key (PEM file) of `tls_cert`"),
+    Setting(
+        "tls_ca",
+        "str?",
+        None,
+        "CA bundle (PEM file): clients must present a certificate that chains to it; unset: none asked",
+    ),
+    Setting(
+        "log_level",
+        "str",
+        "WARNING",
+        "Python logging level for the `hubbub.*` loggers; `INFO` adds one line per socket opened and closed, "
+        "`DEBUG` every frame tagged with its socket id",
+    ),
+    Setting(
+        "log_format",
+        "str",
+        "text",
+        "`text` lines, or `json`: one object per line with `time`, `level`, `logger`, `message`, `worker` "
+        "and the connection lines' fields (`socket_id`, `remote`, `user_agent`, `code`, `reason`, `duration`)",
+        ("text", "json"),
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -309,10 +348,12 @@ class Settings:
     uvloop: bool = True
     broker: str = "memory://"
     broker_prefix: str = "hubbub:"
+    broker_connect_timeout: float | None = None
     drain_timeout: float = 10.0
     metrics_port: int | None = None
     api_port: int | None = None
     log_level: str = "WARNING"
+    log_format: str = "text"
     #: Where each value came from: ``cli``, ``env``, ``file`` or ``default``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -361,7 +402,9 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
             value = None
         if kind == "port?" and value is not None and value > 65535:
             raise fail("not a port number")
-    elif kind == "float":
+    elif kind in ("float", "float?"):
+        if kind == "float?" and (raw is None or (text is not None and text.lower() in ("none", "off", ""))):
+            return None
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             value = float(raw)
         elif text is not None:
@@ -412,12 +455,29 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise SettingsError(f"{where('user_claim')}: must not be empty")
     if not values["path"].startswith("/"):
         raise SettingsError(f"{where('path')}: must start with /")
+    _check_tls(values, where)
     broker = values["broker"]
     if broker not in ("memory://", "memory"):
         try:
             parse_redis_url(broker)
         except ValueError as error:
             raise SettingsError(f"{where('broker')}: {error}") from None
+
+
+def _check_tls(values: dict[str, Any], where: Callable[[str], str]) -> None:
+    cert, key, ca = values["tls_cert"], values["tls_key"], values["tls_ca"]
+    if (cert is None) != (key is None):
+        named = "tls_cert" if cert is not None else "tls_key"
+        raise SettingsError(f"{where(named)}: TLS needs both tls_cert and tls_key")
+    if ca is not None and cert is None:
+        raise SettingsError(f"{where('tls_ca')}: client certificates need tls_cert and tls_key")
+    if cert is not None:
+        from ._transport.tls import TlsFiles, load_context
+
+        try:
+            load_context(TlsFiles(cert, key, ca))
+        except ValueError as error:
+            raise SettingsError(f"{where('tls_cert')}: {error}") from None
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -491,23 +551,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"TOML file with settings (default: ${CONFIG_ENV}); flags and HUBBUB_* variables win over it",
     )
     for setting in SETTINGS:
-        default = setting.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        metavar = {"int": "N", "float": "SECONDS", "bool": "true|false", "limit": "N", "port?": "PORT"}.get(
-            setting.kind, "VALUE"
-        )
+        metavar = {
+            "int": "N",
+            "float": "SECONDS",
+            "float?": "SECONDS",
+            "bool": "true|false",
+            "limit": "N",
+            "port?": "PORT",
+        }.get(setting.kind, "VALUE")
         if setting.choices:
             metavar = "|".join(str(c) for c in setting.choices)
         metavar = setting.metavar or metavar
-        help_text = setting.help.replace("`", "").replace("*", "").replace("%", "%%")
+        help_text = plain_help(setting.help)
+        said = "default" in help_text or "unset:" in help_text  # the help says the default itself
+        shown = "" if said else f"default {_shown_default(setting)}; "
         parser.add_argument(
             setting.flag,
             dest=setting.name,
             default=argparse.SUPPRESS,
             metavar=metavar,
-            help=f"{help_text} (default {default}; env {setting.env})",
+            help=f"{help_text} ({shown}env {setting.env})".replace("%", "%%"),
         )
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+
+
+def plain_help(text: str) -> str:
+    """A setting's Markdown help as plain text for ``--help``: no backticks or bold, links as docs/ paths.
+
+    Single ``*`` are kept: they are the wildcards of patterns such as ``*:*``.
+    """
+    text = _LINK.sub(lambda m: f"docs/{m.group(2)}", text)
+    return text.replace("**", "").replace("`", "")
+
+
+def _shown_default(setting: Setting) -> str:
+    default = setting.default
+    if isinstance(default, tuple):
+        return ",".join(default)
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
 
 
 def documentation_table() -> str:
@@ -517,16 +606,6 @@ def documentation_table() -> str:
         "|---|---|---|---|---|",
     ]
     for setting in SETTINGS:
-        default = setting.default
-        if isinstance(default, tuple):
-            shown = ",".join(default)
-        elif default is None:
-            shown = "unset"
-        elif isinstance(default, bool):
-            shown = str(default).lower()
-        elif isinstance(default, float) and default.is_integer():
-            shown = str(int(default))
-        else:
-            shown = str(default)
+        shown = _shown_default(setting)
         rows.append(f"| `{setting.name}` | `{setting.flag}` | `{setting.env}` | `{shown}` | {setting.help} |")
     return "\n".join(rows)

@@ -23,22 +23,25 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import secrets
 import signal
 import socket as stdsocket
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import trio
 
-from ._loop import current, run
+from ._logging import configure_logging
+from ._loop import current
 from ._runner import (
     api_url,
     freeze_startup_objects,
     listening_url,
     load_app,
+    run_reporting,
     serve_until_signalled,
     status_url,
 )
@@ -57,6 +60,12 @@ RESTART_RESET_AFTER = 30.0
 DRAIN_GRACE = 5.0
 #: Startup gives up when a worker fails this many times in a row before the cluster was ever ready.
 STARTUP_ATTEMPTS = 3
+
+#: Why a cluster on a Redis broker refuses to start without a key (one line on stderr).
+NEEDS_AUTH_KEY = (
+    "hubbub: a Redis broker with --workers needs an auth key: set --auth-key or HUBBUB_AUTH_KEY "
+    "(the same on every host), else a token signed by one worker is refused by the others"
+)
 
 _WORKER_CODE = "from hubbub.cluster.supervisor import worker_main; worker_main()"
 _READY = b"R"
@@ -132,10 +141,20 @@ class Supervisor:
                     self._drain.set()
 
                 nursery.start_soon(on_signal)
+                if self.settings.server.tls_cert is not None:
+                    nursery.start_soon(self._forward_sighup)
                 await self._drain.wait()
                 await self._stop_workers()
                 nursery.cancel_scope.cancel()
         return self.exit_code
+
+    async def _forward_sighup(self) -> None:
+        """SIGHUP reloads the TLS certificate: every worker is told to load it again."""
+        with trio.open_signal_receiver(signal.SIGHUP) as hangups:
+            async for _ in hangups:
+                for slot in self.slots:
+                    if slot.process is not None and slot.process.returncode is None:
+                        slot.process.send_signal(signal.SIGHUP)
 
     async def _stop_workers(self) -> None:
         self.draining = True
@@ -162,7 +181,9 @@ class Supervisor:
                 print(f"hubbub worker {slot.index} metrics on {status_url(slot.status)}", flush=True)
         if self.api is not None:
             print(f"hubbub api on {api_url(self.api)}", flush=True)
-        print(f"hubbub listening on {listening_url(self.listener, self.settings.server.path)}", flush=True)
+        server = self.settings.server
+        url = listening_url(self.listener, server.path, tls=server.tls_cert is not None)
+        print(f"hubbub listening on {url}", flush=True)
 
     async def _keep_running(self, slot: _Slot) -> None:
         while not self.draining:
@@ -255,6 +276,17 @@ def run_cluster(settings: Settings) -> int:
         except ValueError as error:
             print(f"hubbub: bad broker URL: {error}", file=sys.stderr)
             return 2
+        if config.auth_key is None:
+            print(NEEDS_AUTH_KEY, file=sys.stderr)
+            return 2
+    if config.auth_key is None:
+        config = replace(config, auth_key=secrets.token_urlsafe(32))
+        settings = replace(settings, server=config)
+        log.warning(
+            "no auth_key: one random key made for the %d workers of this supervisor (tokens do not "
+            "survive its restart; set --auth-key or HUBBUB_AUTH_KEY to keep them)",
+            settings.workers,
+        )
     opened: list[stdsocket.socket] = []
     try:
         try:
@@ -325,10 +357,7 @@ def worker_main() -> None:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     settings = spec.settings
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s worker-{spec.index} %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format, worker=spec.index)
     app = load_app(settings.app)
     listener = stdsocket.socket(fileno=spec.listener_fd)
     listener.setblocking(False)
@@ -344,7 +373,7 @@ def worker_main() -> None:
         control.sendall(_READY)
 
     freeze_startup_objects()
-    run(
+    code = run_reporting(
         partial(
             serve_until_signalled,
             app,
@@ -352,6 +381,7 @@ def worker_main() -> None:
             listener,
             settings.broker,
             broker_prefix=settings.broker_prefix,
+            broker_connect_timeout=settings.broker_connect_timeout,
             worker_id=spec.index,
             drain_timeout=settings.drain_timeout,
             status_listener=status,
@@ -362,4 +392,4 @@ def worker_main() -> None:
         settings.server.loop,
         use_uvloop=settings.uvloop,
     )
-    sys.exit(0)
+    sys.exit(code)

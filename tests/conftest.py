@@ -39,7 +39,7 @@ import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "tests" / "interop"
-LISTENING = re.compile(r"listening on (ws://\S+)")
+LISTENING = re.compile(r"listening on (wss?://\S+)")
 
 
 @dataclass

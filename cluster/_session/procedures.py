@@ -46,7 +46,7 @@ async def _run_procedure(procedure: Procedure, request: Request) -> None:
     try:
         result = await procedure(request)
     except Exception as error:
-        request.error(for_client(error, f"procedure {request.procedure!r}"))
+        request.error(for_client(error, f"socket {request.socket.id}: procedure {request.procedure!r}"))
     else:
         request.end(UNDEFINED if result is None else result)
 
@@ -63,11 +63,11 @@ async def on_transmit(session: Session, event: str, data: Any, expired: SCError 
         log.info("socket %s: too many pending calls; closing it", session.id)
         session.link.disconnect(CloseCode.POLICY_VIOLATION, "Too many pending calls")
         return
-    session.lanes.enqueue("r:" + event, _run_receiver, receiver, session.handle, action.data)
+    session.lanes.enqueue("r:" + event, _run_receiver, receiver, session.handle, action.data, event)
 
 
-async def _run_receiver(receiver: Receiver, socket: ServerSocket, data: Any) -> None:
+async def _run_receiver(receiver: Receiver, socket: ServerSocket, data: Any, name: str) -> None:
     try:
         await receiver(socket, data)
     except Exception as error:
-        log_app_failure(error, f"receiver {getattr(receiver, '__name__', receiver)!r}")
+        log_app_failure(error, f"socket {socket.id}: receiver {name!r}")

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidHandshake
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-__all__ = ["HttpRequest", "origin_allowed", "plain_response", "switching_protocols"]
+__all__ = ["HttpRequest", "not_the_websocket_path", "origin_allowed", "plain_response", "switching_protocols"]
 
 
 #: Headers that only serve the WebSocket upgrade; they are not kept for the life of a socket.
@@ -116,3 +116,13 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
         return False
     candidates = {f"{host}:{port}", f"{host}:*", f"*:{port}"}
     return any(pattern in candidates for pattern in allowed)
+
+
+def not_the_websocket_path(ws_path: str, tls: bool) -> Response:
+    """HTTP 400 for a request to another path than the WebSocket one, saying what this is and where to go."""
+    scheme = "wss" if tls else "ws"
+    body = (
+        "This is a WebSocket server (SocketCluster protocol), not a web page. "
+        f"WebSocket clients connect to {scheme}://<this host>{ws_path}\n"
+    ).encode()
+    return plain_response(400, "Bad Request", body, "text/plain; charset=utf-8")

@@ -96,6 +96,8 @@ def hubbub_cluster() -> Iterator[ClusterFactory]:
     def start(*args: str, workers: int = 2, app: str = "cluster_app:app") -> Cluster:
         cmd = [sys.executable, "-m", "hubbub.cluster", "run", "--port", "0", "--workers", str(workers)]
         cmd += ["--app", app, *args]
+        if "--auth-key" not in args:  # a cluster on a Redis broker refuses to start without one
+            cmd += ["--auth-key", "cluster-test-key"]
         cluster = Cluster(start_process(cmd, cwd=HERE))
         for line in cluster.lines:
             match = METRICS_LINE.search(line)

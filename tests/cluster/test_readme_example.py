@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+import trio
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +113,83 @@ def test_readme_recovery_snippet_runs(tmp_path: Path) -> None:
         assert server.stop() == 0
     (offset, data), *_ = printed
     assert data == "hi" and isinstance(offset, int) and offset >= 1
+
+
+def _readme_block(language: str, marker: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    (block,) = [b for b in re.findall(rf"```{language}\n(.*?)```", readme, re.S) if marker in b]
+    return block
+
+
+def _chat_server(tmp_path: Path) -> Any:
+    (tmp_path / "chat.py").write_text(_readme_app())
+    command = [sys.executable, "-m", "hubbub.cluster", "run", "--port", "0", "--app", "chat:app"]
+    return start_process([*command, "--auth-key", "k"], cwd=tmp_path)
+
+
+def test_readme_app_guards_publishing(tmp_path: Path) -> None:
+    server = _chat_server(tmp_path)
+    try:
+        with connect(server.url, open_timeout=TIMEOUT) as ws:
+            ws.send(json.dumps({"event": "#handshake", "data": {"authToken": None}, "cid": 1}))
+            _next_packet(ws)
+            ws.send(json.dumps({"event": "#publish", "data": {"channel": "room", "data": 1}, "cid": 2}))
+            blocked = _next_packet(ws)
+            assert (blocked["rid"], blocked["error"]["name"]) == (2, "NotAuthenticatedError")
+        # The README's publisher logs in first, then publishes and calls echo: it runs as written.
+        script = _readme_block("python", 'publish("room"')
+        script = script.replace("ws://localhost:8000/socketcluster/", server.url)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "{'a': 1}"
+    finally:
+        assert server.stop() == 0
+
+
+def test_readme_js_snippet_runs(tmp_path: Path) -> None:
+    modules = ROOT / "tests" / "interop" / "node_modules"
+    if shutil.which("node") is None or not modules.is_dir():
+        pytest.fail("node and tests/interop/node_modules are required (run `make install`)")
+    server = _chat_server(tmp_path)
+    port = server.url.rsplit(":", 1)[1].split("/", 1)[0]
+    listen = tmp_path / "listen.js"
+    listen.write_text(_readme_block("js", "listen.js").replace("port: 8000", f"port: {port}"))
+    node = subprocess.Popen(
+        ["node", str(listen)],
+        cwd=tmp_path,
+        env={**os.environ, "NODE_PATH": str(modules)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        async def publish_until_printed() -> str:
+            from hubbub.client import connect as client_connect
+
+            lines: list[str] = []
+            async with client_connect(server.url) as client, trio.open_nursery() as nursery:
+                await client.invoke("login", {"username": "bob"})
+
+                async def read() -> None:
+                    assert node.stdout is not None
+                    lines.append(await trio.to_thread.run_sync(node.stdout.readline))
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(read)
+                with trio.fail_after(TIMEOUT * 2):
+                    # The snippet subscribes after its login: publish until it prints one.
+                    while True:
+                        await client.publish("private/room", {"text": "hi"})
+                        await trio.sleep(0.05)
+            return lines[0]
+
+        assert trio.run(publish_until_printed).strip() == "{ text: 'hi' }"
+    finally:
+        node.kill()
+        node.wait(5)
+        if node.stdout is not None:
+            node.stdout.close()
+        assert server.stop() == 0

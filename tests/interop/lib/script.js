@@ -33,12 +33,13 @@ function failAfter(ms) {
   setTimeout(() => fail(`timed out after ${ms} ms`), Number(ms)).unref();
 }
 
-// An official client socket for `url` (ws://host:port/path) and codec 'json' | 'minbin', connecting
+// An official client socket for `url` (ws:// or wss://host:port/path) and codec 'json' | 'minbin', connecting
 // now; it does not reconnect by itself.
 function createSocket(url, codec) {
-  const {hostname, port, pathname} = new URL(url);
+  const {protocol, hostname, port, pathname} = new URL(url);
   return socketClusterClient.create({
     hostname,
+    secure: protocol === 'wss:',
     port: Number(port),
     path: pathname,
     codecEngine: codec === 'minbin' ? scCodecMinBin : undefined,
