@@ -95,7 +95,6 @@ class Server:
         self._nursery: Spawner | None = None
         self._accepting = True
         self._known_upgrades = KnownUpgrades()
-        self._limits = (config.max_request_head, config.max_payload)  # what upgrade() checks
         #: This worker's number in a cluster (shown by /health and the metrics), None when alone.
         self.worker_id: int | None = None
         #: Renders /metrics as (body, content type); installed by hubbub.cluster._metrics.
@@ -144,7 +143,7 @@ class Server:
             nursery.start_soon(self._links.write_batch.run)
             nursery.start_soon(self.timers.run)
             handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
-            nursery.start_soon(accept_loop, listener, handle, nursery, self._is_accepting)
+            nursery.start_soon(accept_loop, listener, handle, nursery, lambda: self._accepting)
             task_status.started()
 
     def _session_parts(self, nursery: Spawner) -> SessionParts:
@@ -175,9 +174,6 @@ class Server:
             users=self.users,
             loop=self.loop,
         )
-
-    def _is_accepting(self) -> bool:
-        return self._accepting
 
     async def shutdown(self, code: int = CloseCode.SERVER_SHUTDOWN, timeout: float | None = None) -> None:
         """Stop accepting, close every socket with ``code``, wait for them (bounded), run the shutdown hooks."""
@@ -210,7 +206,7 @@ class Server:
                     remote,
                     self._links.recv_view,
                     self._known_upgrades,
-                    self._limits,
+                    (self.config.max_request_head, self.config.max_payload),  # not kept in this frame
                     self._answer,
                     plain,
                 )
@@ -252,9 +248,8 @@ class Server:
             return json_response(200, "OK", {**status, "pid": os.getpid()})
         if path == "/ready":
             ready = self.broker.ready and self._accepting
-            return json_response(
-                200 if ready else 503, "OK" if ready else "Service Unavailable", {"ready": ready}
-            )
+            code, reason = (200, "OK") if ready else (503, "Service Unavailable")
+            return json_response(code, reason, {"ready": ready})
         if path == "/metrics" and self.metrics is not None and details:
             body, content_type = self.metrics()
             return plain_response(200, "OK", body, content_type)
@@ -299,16 +294,14 @@ class Server:
 
     def _forget(self, conn: WsConnection, session: Session) -> None:
         was_open = self.timers.forget(conn)
-        hooks = self.app.disconnection_hooks
-        handle = session.handle if was_open and hooks else None
+        handle = session.handle if was_open and self.app.disconnection_hooks else None  # made if wanted
         conn.release()
         session.release()
-        if session.auth_token is not None:  # else the user index does not hold it
-            self.users.forget(session)
+        self.users.forget(session)
         if was_open:
             code = conn.close_code if conn.close_code is not None else CloseCode.ABNORMAL
             log_closed(session, conn, code, self.loop.current_time())
-            for hook in hooks if handle is not None else ():
+            for hook in self.app.disconnection_hooks if handle is not None else ():
                 self.spawn(hook, handle, code, conn.close_reason)
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
