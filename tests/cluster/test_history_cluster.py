@@ -71,10 +71,7 @@ async def test_gaps_from_killed_pubsub_connections_are_healed(
 ) -> None:
     total = 10_000
     redis = own_redis_server
-    cluster = hubbub_cluster(
-        "--broker", redis.url, "--broker-prefix", prefix, "--config", history_config(tmp_path),
-        "--metrics-port", "0",
-    )  # fmt: skip
+    cluster = _history_cluster(hubbub_cluster, redis, prefix, tmp_path, "--metrics-port", "0")
     channel = f"hist/{uuid.uuid4().hex[:8]}"
     async with (
         client_on_worker(cluster.url) as (first, worker_a),
@@ -158,6 +155,23 @@ async def _publish_all(publisher: Client, channel: str, numbers: range) -> None:
         await publisher.publish(channel, number)
 
 
+def _history_cluster(
+    hubbub_cluster: ClusterFactory, redis: RedisProcess, prefix: str, tmp_path: Path, *more: str
+) -> Any:
+    """Two workers on ``redis`` with the channel rules of :data:`HISTORY_RULES`."""
+    config = history_config(tmp_path)
+    return hubbub_cluster("--broker", redis.url, "--broker-prefix", prefix, "--config", config, *more)
+
+
+async def _following(subscriber: Client, publisher: Client, name: str) -> Channel:
+    """``subscriber`` on ``name`` with recovery, after it got the publisher's first three (offsets 1-3)."""
+    channel = subscriber.subscribe(name, recover=True, max_size=2000)
+    await channel.wait_subscribed(5)
+    await _publish_all(publisher, name, range(3))
+    _in_order_once(await _publications(channel, 3), range(3), 1)
+    return channel
+
+
 def _in_order_once(got: list[Publication], numbers: range, first_offset: int) -> None:
     assert [p.data for p in got] == list(numbers)
     assert [p.offset for p in got] == list(range(first_offset, first_offset + len(numbers)))
@@ -170,9 +184,7 @@ def _in_order_once(got: list[Publication], numbers: range, first_offset: int) ->
 async def test_a_cut_subscriber_recovers_1000_published_on_another_worker(
     hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:
-    cluster = hubbub_cluster(
-        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
-    )
+    cluster = _history_cluster(hubbub_cluster, redis_server, prefix, tmp_path)
     name = f"hist/{uuid.uuid4().hex[:8]}"
     async with (
         open_relay(_port(cluster.url)) as relay,
@@ -180,10 +192,7 @@ async def test_a_cut_subscriber_recovers_1000_published_on_another_worker(
         subscriber.events() as events,
         client_on_worker(cluster.url, avoid={worker_a}) as (publisher, _),
     ):
-        channel = subscriber.subscribe(name, recover=True, max_size=2000)
-        await channel.wait_subscribed(5)
-        await _publish_all(publisher, name, range(3))
-        _in_order_once(await _publications(channel, 3), range(3), 1)
+        channel = await _following(subscriber, publisher, name)
         relay.cut()
         await _next(events, Disconnected)
         await _publish_all(publisher, name, range(3, 1003))
@@ -201,9 +210,7 @@ async def test_a_cut_subscriber_recovers_1000_published_on_another_worker(
 async def test_a_subscriber_whose_worker_is_killed_recovers_on_another(
     hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:
-    cluster = hubbub_cluster(
-        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
-    )
+    cluster = _history_cluster(hubbub_cluster, redis_server, prefix, tmp_path)
     name = f"hist/{uuid.uuid4().hex[:8]}"
     async with (
         open_relay(_port(cluster.url)) as balancer,  # stands for the load balancer
@@ -211,10 +218,7 @@ async def test_a_subscriber_whose_worker_is_killed_recovers_on_another(
         client_on_worker(cluster.url, avoid={doomed}) as (publisher, _),
         subscriber.events() as events,
     ):
-        channel = subscriber.subscribe(name, recover=True, max_size=2000)
-        await channel.wait_subscribed(5)
-        await _publish_all(publisher, name, range(3))
-        _in_order_once(await _publications(channel, 3), range(3), 1)
+        channel = await _following(subscriber, publisher, name)
         os.kill(doomed, signal.SIGKILL)
         balancer.cut()  # no reconnect until the 1,000 are published
         await _next(events, Disconnected)
@@ -232,9 +236,7 @@ async def test_not_recovered_with_the_reason_and_live_messages_flow_after(
     hubbub_cluster: ClusterFactory, own_redis_server: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:
     redis = own_redis_server
-    cluster = hubbub_cluster(
-        "--broker", redis.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
-    )
+    cluster = _history_cluster(hubbub_cluster, redis, prefix, tmp_path)
     short, lost = f"short/{uuid.uuid4().hex[:8]}", f"hist/{uuid.uuid4().hex[:8]}"
     async with (
         open_relay(_port(cluster.url)) as relay,
@@ -283,9 +285,7 @@ async def test_not_recovered_with_the_reason_and_live_messages_flow_after(
 async def test_the_app_reads_history_written_by_every_worker(
     hubbub_cluster: ClusterFactory, redis_server: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:
-    cluster = hubbub_cluster(
-        "--broker", redis_server.url, "--broker-prefix", prefix, "--config", history_config(tmp_path)
-    )
+    cluster = _history_cluster(hubbub_cluster, redis_server, prefix, tmp_path)
     name = f"hist/{uuid.uuid4().hex[:8]}"
     async with (
         client_on_worker(cluster.url) as (one, worker_a),
