@@ -340,7 +340,8 @@ def start_target(name: str, args: argparse.Namespace) -> Target:
     elif name == "hubbub2":
         target.redis = start_redis()
         broker = f"redis://127.0.0.1:{target.redis.port}/0"  # type: ignore[attr-defined]
-        cmd = hubbub_command(args, ["--workers", "2", "--broker", broker])
+        # A Redis cluster needs one auth key for all its workers (the supervisor refuses to start without).
+        cmd = hubbub_command(args, ["--workers", "2", "--broker", broker, "--auth-key", "bench-shared-key"])
         env = hubbub_env()
     else:
         cmd = [
