@@ -85,7 +85,10 @@ class TlsTerminator:
         """A handler that completes the TLS handshake, then runs ``handle`` on the plain bytes."""
 
         async def over_tls(raw: stdsocket.socket, address: Any) -> None:
-            await self._serve(raw, address, handle)
+            try:
+                await self._serve(raw, address, handle)
+            except Exception:  # one connection's failure must never end the worker
+                log.exception("TLS connection from %s failed", address)
 
         return over_tls
 
@@ -177,11 +180,15 @@ class _TlsPipe:
         await self.flush()
 
     async def close_notify(self) -> None:
+        """Say goodbye in TLS if the client is still there to hear it."""
         try:
             self.obj.unwrap()
         except ssl.SSLError:
             pass
-        await self.flush()
+        try:
+            await self.flush()
+        except OSError:  # the client reset the connection or is gone
+            pass
 
 
 async def _send_all(loop: Loop, sock: stdsocket.socket, data: bytes) -> None:

@@ -303,22 +303,24 @@ async def _run_switch(
     async with trio.open_nursery() as nursery:
         for worker in workers:
             nursery.start_soon(worker.watch_ready)
-            nursery.start_soon(worker.publish_until, stop)
-        await eventually(lambda: all(len(w.ok) >= 20 for w in workers), "traffic before the switch", 5)
-        first = {w.name: len(w.ok) + len(w.failed) for w in workers}
-        await switch()
-        await eventually(
-            lambda: all(w.went_down_and_up() for w in workers),
-            "every worker went down and came back",
-            timeout,
-        )
-        await eventually(settled, "every worker resubscribed on the new server", timeout)
-        window = {w.name: (first[w.name], len(w.ok) + len(w.failed)) for w in workers}
-        after = {w.name: len(w.ok) for w in workers}
-        await eventually(
-            lambda: all(len(w.ok) >= after[w.name] + 30 for w in workers), "traffic after the switch", 5
-        )
-        stop.set()
+        async with trio.open_nursery() as publishers:
+            for worker in workers:
+                publishers.start_soon(worker.publish_until, stop)
+            await eventually(lambda: all(len(w.ok) >= 20 for w in workers), "traffic before the switch", 5)
+            first = {w.name: len(w.ok) + len(w.failed) for w in workers}
+            await switch()
+            await eventually(
+                lambda: all(w.went_down_and_up() for w in workers),
+                "every worker went down and came back",
+                timeout,
+            )
+            await eventually(settled, "every worker resubscribed on the new server", timeout)
+            window = {w.name: (first[w.name], len(w.ok) + len(w.failed)) for w in workers}
+            after = {w.name: len(w.ok) for w in workers}
+            await eventually(
+                lambda: all(len(w.ok) >= after[w.name] + 30 for w in workers), "traffic after the switch", 5
+            )
+            stop.set()  # each publisher finishes the publish it has in flight, then returns
         await eventually(
             lambda: all(o.ok[-1] in r.seqs_from(o.name) for r in workers for o in workers),
             "the last publishes delivered everywhere",

@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +139,32 @@ async def test_sighup_reloads_the_certificate_without_dropping_connections(
             async for message in channel:
                 assert message == "after reload"
                 break
+    assert server.proc.poll() is None
+
+
+def _handshake_then_reset(port: int, context: ssl.SSLContext) -> None:
+    """A client that completes a TLS 1.2 handshake and resets the TCP connection (RST).
+
+    With TLS 1.2 the server finishes its handshake first, so the relay is running when the
+    reset arrives and answers the end of the connection with a close_notify to a dead socket.
+    """
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tls.close()
+
+
+@pytest.mark.trio
+async def test_clients_that_reset_the_connection_do_not_stop_the_worker(start_server, certs: Certs) -> None:
+    """The relay's goodbye (close_notify) to a client that is gone must not take the worker down."""
+    server = start_server(*certs.args())
+    port = int(server.url.split(":")[2].split("/")[0])
+    for _ in range(20):
+        await trio.to_thread.run_sync(_handshake_then_reset, port, certs.context())
+    with pytest.raises(ConnectError, match="certificate verify failed"):
+        await _round_trip(server.url, ssl.create_default_context())
+    assert await _round_trip(server.url, certs.context()) == {"n": 1}
     assert server.proc.poll() is None
 
 
