@@ -41,27 +41,40 @@ async def serve(
     accepting, closes every socket with 4011 and waits for them up to ``drain_timeout`` seconds
     (default: ``close_timeout + 1``).
     """
-    loop = current()
-    settings = dataclasses.replace(config or ServerConfig(), host=host, port=port, loop=loop.name)
-    listener = bind_listener(host, port)
-    raised: BaseException | None = None
+    settings = dataclasses.replace(config or ServerConfig(), host=host, port=port)
+    async with embedded(app, settings, broker, broker_prefix, drain_timeout) as (_, url):
+        yield url
+
+
+@asynccontextmanager
+async def embedded(
+    app: App,
+    config: ServerConfig,
+    broker: str | Broker = "memory://",
+    broker_prefix: str = "hubbub:",
+    drain_timeout: float | None = None,
+) -> AsyncIterator[tuple[Server, str]]:
+    """The worker of :func:`serve` and its URL, for ``hubbub.testing``, which needs both.
+
+    ``config.loop`` is replaced by the running loop. An exception that is the only one of the
+    worker's task group (the block's own, a startup hook's) comes out as itself, not in a group.
+    """
+    settings = dataclasses.replace(config, loop=current().name)
+    listener = bind_listener(settings.host, settings.port)
     try:
         async with open_broker_url(broker, broker_prefix) as opened, anyio.create_task_group() as tasks:
             server = Server(app, settings, opened)
             await tasks.start(server.serve, listener)
             try:
-                yield listening_url(listener, settings.path)
-            except BaseException as error:
-                raised = error
-                raise
+                yield server, listening_url(listener, settings.path)
             finally:
                 with anyio.CancelScope(shield=True):
                     await server.shutdown(timeout=drain_timeout)
                 tasks.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # The caller's own exception comes out as itself, not wrapped by the worker's task group.
-        if raised is not None and _only(group) is raised:
-            raise raised from None
+        only = _only(group)
+        if only is not None:
+            raise only from None
         raise
     finally:
         listener.close()

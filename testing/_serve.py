@@ -1,25 +1,24 @@
 """``serve_app``: one worker for an app, in this process, on the memory broker, for a test's length.
 
-On trio the worker runs in the test's own event loop. On asyncio (or any other anyio backend) it
-runs in a thread with its own trio loop, since the worker is a trio program: the test talks to it
-over the loopback like any client, and :meth:`AppServer.run` carries app calls to that loop.
+The worker runs in the test's own event loop, trio or asyncio, so the app's procedures may await
+that loop's libraries. From synchronous code, ``serve_app_in_thread`` runs it in a thread with a
+loop of its own (the ``loop`` setting: trio by default); the test talks to it over the loopback
+like any client, and :meth:`AppServer.run` carries app calls to that loop.
 """
 
 from __future__ import annotations
 
-import socket as stdsocket
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Any
 
 import anyio
-import trio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from hubbub.broker import MemoryBroker
 from hubbub.client import ClientOptions, connect
-from hubbub.cluster import App, Server, ServerConfig, bind_listener
+from hubbub.cluster import App, Server, ServerConfig
+from hubbub.cluster._embed import embedded
 
 from ._client import AppClient
 
@@ -29,19 +28,19 @@ __all__ = ["AppServer", "serve_app", "serve_app_in_thread"]
 class AppServer:
     """A running app: its ``url``, ``connect()`` for clients, and ``publish``/``run`` on its side."""
 
-    def __init__(self, app: App, url: str, server: Server, token: trio.lowlevel.TrioToken | None) -> None:
+    def __init__(self, app: App, url: str, server: Server, portal: BlockingPortal | None = None) -> None:
         #: The app being served.
         self.app = app
         #: ``ws://127.0.0.1:PORT/socketcluster/``: give it to any client.
         self.url = url
         #: The worker itself (its ``connection_count``, ``stats``, ``config``).
         self.server = server
-        self._token = token  # set when the worker runs in a thread with its own trio loop
+        self._portal = portal  # set when the worker runs in a thread with a loop of its own
 
     @property
     def in_thread(self) -> bool:
-        """True when the worker runs in a thread of its own (the test is not on trio)."""
-        return self._token is not None
+        """True when the worker runs in a thread of its own (``serve_app_in_thread``)."""
+        return self._portal is not None
 
     @asynccontextmanager
     async def connect(
@@ -54,10 +53,10 @@ class AppServer:
 
     async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Await ``fn(*args)`` in the worker's event loop and return its result (app code, hooks)."""
-        token = self._token
-        if token is None:
+        portal = self._portal
+        if portal is None:
             return await fn(*args)
-        return await anyio.to_thread.run_sync(lambda: trio.from_thread.run(fn, *args, trio_token=token))
+        return await anyio.to_thread.run_sync(portal.call, fn, *args)
 
     async def publish(self, channel: str, data: Any) -> None:
         """Publish from the server side, as ``await app.publish(channel, data)`` in the app would."""
@@ -77,24 +76,10 @@ async def serve_app(
         async with serve_app(app) as server, server.connect() as client:
             assert await client.invoke("echo", 1) == 1
 
-    On trio the worker shares the test's loop; on asyncio it runs in a thread with a trio loop
-    of its own (:attr:`AppServer.in_thread`).
+    The worker runs in the test's own loop, trio or asyncio.
     """
-    config = _config(config, settings)
-    if _on_trio():
-        async with _serve_here(app, config) as served:
-            yield served
-        return
-    with serve_app_in_thread(app, config) as threaded:
-        yield threaded
-
-
-def _on_trio() -> bool:
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        return False
-    return True
+    async with embedded(app, _config(config, settings)) as (server, url):
+        yield AppServer(app, url, server)
 
 
 def _config(config: ServerConfig | None, settings: dict[str, Any]) -> ServerConfig:
@@ -102,71 +87,19 @@ def _config(config: ServerConfig | None, settings: dict[str, Any]) -> ServerConf
     return replace(base, host="127.0.0.1", port=0, **settings)
 
 
-@asynccontextmanager
-async def _serve_here(
-    app: App, config: ServerConfig, token: trio.lowlevel.TrioToken | None = None
-) -> AsyncIterator[AppServer]:
-    listener = bind_listener(config.host, config.port)
-    try:
-        server = Server(app, config, MemoryBroker())
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve, listener)
-            try:
-                yield AppServer(app, _url(listener, config.path), server, token)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await server.shutdown()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # the test's own error, or the startup hook's: not wrapped
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
-    finally:
-        listener.close()
-
-
 @contextmanager
 def serve_app_in_thread(app: App, config: ServerConfig | None = None, **settings: Any) -> Iterator[AppServer]:
-    """:func:`serve_app` from synchronous code: the worker runs in a thread with its own trio loop."""
+    """:func:`serve_app` from synchronous code: the worker runs in a thread with a loop of its own.
+
+    That loop is the ``loop`` setting's: trio unless ``loop="asyncio"`` is given.
+    """
     config = _config(config, settings)
-    ready: list[AppServer] = []
-    failed: list[BaseException] = []
-    started, stop = threading.Event(), threading.Event()
-    stop_now: list[Callable[[], None]] = []
+    with start_blocking_portal(config.loop) as portal:
 
-    async def main() -> None:
-        token = trio.lowlevel.current_trio_token()
-        stopping = trio.Event()
-        stop_now.append(lambda: token.run_sync_soon(stopping.set))
-        async with _serve_here(app, config, token) as served:
-            ready.append(served)
-            started.set()
-            await stopping.wait()
+        @asynccontextmanager
+        async def served() -> AsyncIterator[AppServer]:
+            async with embedded(app, config) as (server, url):
+                yield AppServer(app, url, server, portal)
 
-    def run() -> None:
-        try:
-            trio.run(main)
-        except BaseException as error:  # the startup hooks or the bind failed: re-raised below
-            failed.append(error)
-        finally:
-            started.set()
-            stop.set()
-
-    thread = threading.Thread(target=run, name="hubbub-test-worker", daemon=True)
-    thread.start()
-    started.wait()
-    if not ready:
-        thread.join()
-        raise failed[0]
-    try:
-        yield ready[0]
-    finally:
-        stop_now[0]()
-        thread.join()
-        if failed:
-            raise failed[0]
-
-
-def _url(listener: stdsocket.socket, path: str) -> str:
-    host, port = listener.getsockname()[:2]
-    return f"ws://{host}:{port}{path}"
+        with portal.wrap_async_context_manager(served()) as server:
+            yield server

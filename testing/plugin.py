@@ -4,7 +4,8 @@
   override it in your ``conftest.py`` to return yours.
 - ``hubbub_settings``: ``ServerConfig`` fields for the worker (default none); override it too.
 - ``app_server``: the app served for the test (an :class:`~hubbub.testing.AppServer`, its worker
-  in a thread with its own trio loop), usable from any test: synchronous, trio or asyncio.
+  in a thread with a loop of its own: trio, or asyncio with ``"loop": "asyncio"`` in
+  ``hubbub_settings``), usable from any test: synchronous, trio or asyncio.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ async def test_an_app_answers_and_sends_in_process(anyio_backend: str) -> None:
     journal: list[str] = []
     async with serve_app(make_app(journal)) as server:
         assert journal == ["startup"]
-        assert server.in_thread is (anyio_backend != "trio")
+        assert not server.in_thread  # the worker runs in the test's own loop
         assert server.url.startswith("ws://127.0.0.1:")
         async with server.connect() as client:
             assert await client.invoke("echo", {"a": [1, 2]}) == {"a": [1, 2]}
@@ -95,6 +95,38 @@ async def test_a_failing_startup_hook_fails_serve_app(anyio_backend: str) -> Non
     with pytest.raises(RuntimeError, match="no database"):
         async with serve_app(app):
             pytest.fail("entered the block")
+
+
+def make_asyncio_app() -> App:
+    """An app whose procedure needs asyncio itself (as asyncpg or redis.asyncio would)."""
+    import asyncio
+
+    app = App()
+
+    @app.procedure("queued")
+    async def queued(request: Request) -> Any:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        asyncio.get_running_loop().call_soon(queue.put_nowait, request.data)
+        return await asyncio.wait_for(queue.get(), 5)
+
+    return app
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_asyncio_app_runs_in_an_asyncio_test(anyio_backend: str) -> None:
+    async with serve_app(make_asyncio_app()) as server, server.connect() as client:
+        assert await client.invoke("queued", [1]) == [1]
+
+
+def test_serve_app_in_thread_runs_the_loop_it_is_given() -> None:
+    with serve_app_in_thread(make_asyncio_app(), loop="asyncio") as server:
+        assert server.server.config.loop == "asyncio"
+
+        async def check() -> None:
+            async with server.connect() as client:
+                assert await client.invoke("queued", "x") == "x"
+
+        anyio.run(check)
 
 
 def test_serve_app_in_thread_from_synchronous_code() -> None:
