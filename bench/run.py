@@ -233,8 +233,19 @@ LOOP_NAMES = {"trio": "trio", "asyncio": "asyncio", "uvloop": "asyncio+uvloop"}
 
 
 def loops_markdown(docs: list[dict[str, Any]]) -> str:
-    """Result files of runs on different ``--loop`` targets as one table, side by side with SocketCluster."""
-    names = [LOOP_NAMES[doc["meta"].get("hubbub_loop", "trio")] for doc in docs]
+    """Result files of runs on different ``--loop`` targets as one table, side by side with SocketCluster.
+
+    Several files of one loop (rounds run alternately with the other loops) are pooled: the
+    table shows the medians over all their rounds.
+    """
+    pooled: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        pooled.setdefault(doc["meta"].get("hubbub_loop", "trio"), []).append(doc)
+    names = [LOOP_NAMES[loop] for loop in pooled]
+    docs = [
+        group[0] if len(group) == 1 else {"table": build_table([r for d in group for r in d["runs"]])}
+        for group in pooled.values()
+    ]
     lines = [
         "| | "
         + " | ".join(names)
@@ -911,7 +922,10 @@ def main() -> int:
         type=Path,
         nargs="+",
         default=None,
-        help="print result JSONs of runs with different --loop (trio first) as one Markdown table and exit",
+        help=(
+            "print result JSONs of runs with different --loop (trio first; several files of one loop "
+            "are pooled) as one Markdown table and exit"
+        ),
     )
     parser.add_argument("--img-dir", type=Path, default=None, help="also copy the plots here")
     parser.add_argument("--no-setup", action="store_true", help="skip npm ci / pip install")
