@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket as stdsocket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ class Loop:
     wait_writable: Callable[[stdsocket.socket], Awaitable[None]]
     #: Wakes the socket's waiters with ``trio.ClosedResourceError`` (also on asyncio).
     notify_closing: Callable[[stdsocket.socket], None]
+    #: ``wait_readable`` for a socket's read loop: on asyncio the reader stays registered between
+    #: waits; ``notify_closing`` or ``forget_reader`` must come before the socket is closed.
+    wait_readable_kept: Callable[[stdsocket.socket], Awaitable[None]]
+    #: Stop watching a socket that ``wait_readable_kept`` watched (nothing waits on it any more).
+    forget_reader: Callable[[stdsocket.socket], None]
     current_time: Callable[[], float]
     sleep_until: Callable[[float], Awaitable[None]]
     parking_lot: Callable[[], Lot]
@@ -143,6 +149,34 @@ class _AsyncioIO:
         if woken is _CLOSING:
             raise trio.ClosedResourceError("another task closed this socket")
 
+    async def wait_readable_kept(self, sock: stdsocket.socket) -> None:
+        fd = sock.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        watched = fd in self._readers
+        self._readers[fd] = waiter
+        if not watched:
+            loop.add_reader(fd, self._kept_ready, fd)
+        if await waiter is _CLOSING:
+            raise trio.ClosedResourceError("another task closed this socket")
+
+    def _kept_ready(self, fd: int) -> None:
+        waiter = self._readers.get(fd)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_WAKE)
+            return
+        # Readable while nobody waits (level-triggered: it would fire every iteration): stop
+        # watching until the next wait.
+        self._readers.pop(fd, None)
+        asyncio.get_running_loop().remove_reader(fd)
+
+    def forget_reader(self, sock: stdsocket.socket) -> None:
+        fd = sock.fileno()
+        if fd >= 0 and self._readers.pop(fd, None) is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+
     def notify_closing(self, sock: stdsocket.socket) -> None:
         fd = sock.fileno()
         if fd < 0:
@@ -184,17 +218,29 @@ class _AsyncioNursery:
             coro.close()
 
 
-def _asyncio_time() -> float:
-    return asyncio.get_running_loop().time()
+async def _asyncio_sleep_until(deadline: float) -> None:
+    """Sleep until ``deadline`` on the clock of ``ASYNCIO.current_time`` (``time.monotonic``).
+
+    Not the running loop's ``time()``: looking the loop up costs a ``getpid`` syscall on Python
+    3.11, and the read loop asks for the time at every read.
+    """
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 _IO = _AsyncioIO()
+
+
+def _ignore(sock: stdsocket.socket) -> None:
+    """Trio registers a socket only while a task waits on it: nothing to forget."""
+
 
 TRIO = Loop(
     name="trio",
     wait_readable=trio.lowlevel.wait_readable,
     wait_writable=trio.lowlevel.wait_writable,
     notify_closing=trio.lowlevel.notify_closing,
+    wait_readable_kept=trio.lowlevel.wait_readable,
+    forget_reader=_ignore,
     current_time=trio.current_time,
     sleep_until=trio.sleep_until,
     parking_lot=trio.lowlevel.ParkingLot,
@@ -208,8 +254,10 @@ ASYNCIO = Loop(
     wait_readable=_IO.wait_readable,
     wait_writable=_IO.wait_writable,
     notify_closing=_IO.notify_closing,
-    current_time=_asyncio_time,
-    sleep_until=anyio.sleep_until,
+    wait_readable_kept=_IO.wait_readable_kept,
+    forget_reader=_IO.forget_reader,
+    current_time=time.monotonic,
+    sleep_until=_asyncio_sleep_until,
     parking_lot=_AsyncioLot,
     cancel_scope=anyio.CancelScope,
     move_on_after=anyio.move_on_after,

@@ -232,6 +232,8 @@ class Server:
                 self._forget(conn, session)
             if conn is None or conn.outbound_backlog:  # else no task can be waiting on the socket
                 self.loop.notify_closing(raw)
+            else:
+                self.loop.forget_reader(raw)  # the read loop's registration (asyncio)
             raw.close()
 
     def status_response(self, path: str, *, public: bool = False) -> Response | None:

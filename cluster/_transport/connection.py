@@ -265,7 +265,7 @@ class WsConnection:
         fragment_opcode = Opcode.TEXT
         half_closed = False
         view, bucket = self._parts.recv_view, self._bucket
-        wait_readable, current_time = self._parts.loop.wait_readable, self._parts.loop.current_time
+        wait_readable, current_time = self._parts.loop.wait_readable_kept, self._parts.loop.current_time
         if leftover:  # frames the client sent right behind its upgrade request
             ws.receive_data(leftover)
         received = 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import anyio
 import pytest
+import trio
 
 from hubbub.cluster._loop import ASYNCIO
 
@@ -74,3 +76,55 @@ def test_a_task_started_while_the_group_is_cancelled_is_dropped_quietly() -> Non
 
     asyncio.run(main())
     assert ran == []
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_a_read_loop_keeps_its_reader_and_misses_nothing(use_uvloop: bool) -> None:
+    """The read loop's reader stays registered between waits. A forgotten socket's fd number is
+    watched anew when the kernel reuses it; data that arrives while nobody waits is seen by the
+    next wait; ``notify_closing`` wakes a waiting read loop."""
+
+    async def wait(sock: socket.socket) -> None:
+        async with asyncio.timeout(5):  # in this task, as the read loop waits (no wrapper task)
+            await ASYNCIO.wait_readable_kept(sock)
+
+    async def main() -> None:
+        a, b = _pair()
+        b.send(b"x")
+        await wait(a)
+        assert a.recv(16) == b"x"
+        fd = a.fileno()
+        ASYNCIO.forget_reader(a)
+        a.close()
+        b.close()
+        reader, writer = _pair()  # the kernel reuses the lowest free fd number
+        assert reader.fileno() == fd
+        for byte in (b"1", b"2", b"3"):
+            writer.send(byte)
+            await wait(reader)
+            assert reader.recv(16) == byte
+        writer.send(b"y")  # readable while nobody waits: the reader is dropped, not spun on
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await wait(reader)  # and the next wait still sees the byte
+        assert reader.recv(16) == b"y"
+        waiting = asyncio.get_running_loop().create_task(ASYNCIO.wait_readable_kept(reader))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        ASYNCIO.notify_closing(reader)
+        with pytest.raises(trio.ClosedResourceError):
+            await asyncio.wait_for(waiting, 5)
+        reader.close()
+        writer.close()
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
