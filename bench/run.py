@@ -365,6 +365,14 @@ def start_target(name: str, args: argparse.Namespace) -> Target:
             "--ping-timeout",
             str(PING_TIMEOUT_S * 1000),
         ]
+    launch(target, cmd, env)
+    time.sleep(0.5 if name != "hubbub2" else 1.5)  # let workers finish starting
+    target.pids()
+    return target
+
+
+def launch(target: Target, cmd: list[str], env: dict[str, str] | None = None) -> None:
+    """Start ``target``'s server process with ``cmd``; return once it says where it listens."""
     target.proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -380,8 +388,8 @@ def start_target(name: str, args: argparse.Namespace) -> Target:
         assert target.proc is not None and target.proc.stdout is not None
         for line in target.proc.stdout:
             target.output.append(line.rstrip())
-            if "listening on ws://" in line and not target.url:
-                target.url = line[line.index("ws://") :].split()[0]
+            if "listening on " in line and not target.url:  # ws:// or wss://
+                target.url = line.split("listening on ", 1)[1].split()[0]
                 ready.set()
         ready.set()
 
@@ -389,10 +397,7 @@ def start_target(name: str, args: argparse.Namespace) -> Target:
     ready.wait(30)
     if not target.url:
         stop_target(target)
-        raise RuntimeError(f"{name} did not start: " + " / ".join(target.output[-10:]))
-    time.sleep(0.5 if name != "hubbub2" else 1.5)  # let workers finish starting
-    target.pids()
-    return target
+        raise RuntimeError(f"{target.name} did not start: " + " / ".join(target.output[-10:]))
 
 
 def stop_process(proc: subprocess.Popen[str], pids: set[int] | None = None) -> None:

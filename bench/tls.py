@@ -13,10 +13,8 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +34,7 @@ def start(mode: str, args: argparse.Namespace, tls_args: list[str]) -> bench.Tar
     """One hubbub worker, plain or with ``tls_args``; returns once it listens."""
     target = bench.Target(f"hubbub-{mode}")
     command = bench.hubbub_command(args, tls_args if mode == "tls" else [])
-    target.proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=bench.ROOT,
-        start_new_session=True,
-    )
-    ready = threading.Event()
-
-    def reader() -> None:
-        assert target.proc is not None and target.proc.stdout is not None
-        for line in target.proc.stdout:
-            target.output.append(line.rstrip())
-            if "listening on " in line and not target.url:
-                target.url = line.split("listening on ", 1)[1].split()[0]
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    ready.wait(30)
-    if not target.url:
-        bench.stop_target(target)
-        raise RuntimeError(f"hubbub ({mode}) did not start: " + " / ".join(target.output[-10:]))
+    bench.launch(target, command)
     target.pids()
     return target
 
@@ -84,6 +59,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; 1 with --quick)")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes (default 1)")
     parser.add_argument("--run-timeout", type=float, default=120, help="seconds per run")
+    parser.add_argument(
+        "--loop", choices=sorted(bench.LOOP_FLAGS), default="trio", help="hubbub's event loop (default trio)"
+    )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     sizes = bench.SIZES["quick" if args.quick else "full"]
