@@ -51,7 +51,8 @@ class RedisBroker(RedisValues):
 
     ``async with RedisBroker(target) as broker`` starts the supervisor and waits up to
     ``connect_timeout`` for the first connection; if Redis is not there yet it returns anyway
-    (``ready`` is False, publishes raise :class:`BrokerUnavailable`) and keeps trying.
+    (``ready`` is False, publishes raise :class:`BrokerUnavailable`) and keeps trying, or with
+    ``require_ready`` it closes again and raises :class:`BrokerUnavailable`.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class RedisBroker(RedisValues):
         backoff_max: float = 5.0,
         failover_check_interval: float = 1.0,
         keepalive_interval: float = 5.0,
+        require_ready: bool = False,
     ) -> None:
         self.target = target
         self.prefix = prefix
@@ -85,6 +87,7 @@ class RedisBroker(RedisValues):
         )
         names = ChannelNames(prefix)
         self._connect_timeout = connect_timeout
+        self._require_ready = require_ready
         self._close_timeout = max(1.0, connect_timeout)
         self._current = CurrentSession(target, self.stats)
         RedisValues.__init__(self, self._current, prefix, publish_timeout)
@@ -113,6 +116,12 @@ class RedisBroker(RedisValues):
         self._tg.start_soon(self._supervisor.run, name=f"hubbub-redis-broker {self.target.describe()}")
         with anyio.move_on_after(self._connect_timeout):
             await self.wait_ready()
+        if not self.ready and self._require_ready:
+            cause = self.stats.last_error
+            await self.__aexit__(None, None, None)
+            raise BrokerUnavailable(
+                f"{self.target.describe()} did not answer within {self._connect_timeout:g} s: {cause}"
+            )
         if not self.ready:
             log.warning(
                 "redis broker: %s not reachable yet (%s); continuing, will keep retrying",

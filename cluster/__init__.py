@@ -4,6 +4,7 @@ from hubbub.protocol import SCError as SCError
 
 from ._app import App as App
 from ._app import Request as Request
+from ._asgi import AsgiEndpoint as AsgiEndpoint
 from ._config import ServerConfig as ServerConfig
 from ._embed import serve as serve
 from ._middleware import Action as Action
@@ -19,6 +20,7 @@ __all__ = [
     "Action",
     "ActionType",
     "App",
+    "AsgiEndpoint",
     "HttpRequest",
     "MiddlewareLine",
     "Request",

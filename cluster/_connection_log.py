@@ -13,6 +13,7 @@ from typing import Any
 
 from ._session.session import Session
 from ._transport.connection import MessageSink, WsConnection
+from ._transport.link import Link
 
 __all__ = ["TracedConnection", "connection_class", "log_closed", "log_opened", "trace_frames"]
 
@@ -47,7 +48,7 @@ def log_opened(session: Session) -> None:
     )
 
 
-def log_closed(session: Session, conn: WsConnection, code: int, now: float) -> None:
+def log_closed(session: Session, conn: Link, code: int, now: float) -> None:
     """The INFO line of a socket that was open and is now closed with ``code`` (``now``: the worker's clock)."""
     if not log.isEnabledFor(logging.INFO):
         return

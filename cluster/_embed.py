@@ -53,20 +53,24 @@ async def embedded(
     broker: str | Broker = "memory://",
     broker_prefix: str = "hubbub:",
     drain_timeout: float | None = None,
+    *,
+    listen: bool = True,
 ) -> AsyncIterator[tuple[Server, str]]:
     """The worker of :func:`serve` and its URL, for ``hubbub.testing``, which needs both.
 
     ``config.loop`` is replaced by the running loop. An exception that is the only one of the
     worker's task group (the block's own, a startup hook's) comes out as itself, not in a group.
+    Without ``listen`` the worker has no listener (an ASGI server brings its connections) and
+    the URL is empty.
     """
     settings = dataclasses.replace(config, loop=current().name)
-    listener = bind_listener(settings.host, settings.port)
+    listener = bind_listener(settings.host, settings.port) if listen else None
     try:
         async with open_broker_url(broker, broker_prefix) as opened, anyio.create_task_group() as tasks:
             server = Server(app, settings, opened)
             await tasks.start(server.serve, listener)
             try:
-                yield server, listening_url(listener, settings.path)
+                yield server, listening_url(listener, settings.path) if listener is not None else ""
             finally:
                 with anyio.CancelScope(shield=True):
                     await server.shutdown(timeout=drain_timeout)
@@ -77,7 +81,8 @@ async def embedded(
             raise only from None
         raise
     finally:
-        listener.close()
+        if listener is not None:
+            listener.close()
 
 
 def _only(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

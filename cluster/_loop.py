@@ -116,36 +116,31 @@ class _AsyncioIO:
         self._writers: dict[int, asyncio.Future[bool]] = {}
 
     async def wait_readable(self, sock: stdsocket.socket) -> None:
-        fd = sock.fileno()
-        if fd < 0:
-            raise trio.ClosedResourceError("the socket was closed")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        self._readers[fd] = waiter
-        loop.add_reader(fd, _wake, waiter)
-        try:
-            woken = await waiter
-        finally:
-            if self._readers.get(fd) is waiter:
-                del self._readers[fd]
-                loop.remove_reader(fd)
-        if woken is _CLOSING:
-            raise trio.ClosedResourceError("another task closed this socket")
+        await self._wait_once(sock, self._readers, reading=True)
 
     async def wait_writable(self, sock: stdsocket.socket) -> None:
+        await self._wait_once(sock, self._writers, reading=False)
+
+    async def _wait_once(
+        self, sock: stdsocket.socket, waiters: dict[int, asyncio.Future[bool]], *, reading: bool
+    ) -> None:
+        """Wait until ``sock`` is readable (or writable), watching it only while waiting."""
         fd = sock.fileno()
         if fd < 0:
             raise trio.ClosedResourceError("the socket was closed")
         loop = asyncio.get_running_loop()
+        add, remove = (
+            (loop.add_reader, loop.remove_reader) if reading else (loop.add_writer, loop.remove_writer)
+        )
         waiter: asyncio.Future[bool] = loop.create_future()
-        self._writers[fd] = waiter
-        loop.add_writer(fd, _wake, waiter)
+        waiters[fd] = waiter
+        add(fd, _wake, waiter)
         try:
             woken = await waiter
         finally:
-            if self._writers.get(fd) is waiter:
-                del self._writers[fd]
-                loop.remove_writer(fd)
+            if waiters.get(fd) is waiter:
+                del waiters[fd]
+                remove(fd)
         if woken is _CLOSING:
             raise trio.ClosedResourceError("another task closed this socket")
 

@@ -9,13 +9,13 @@ import signal
 import socket as stdsocket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
 import anyio
 
-from hubbub.broker import Broker, MemoryBroker
+from hubbub.broker import Broker, BrokerUnavailable, MemoryBroker
 
 from ._app import App
 from ._config import ServerConfig
@@ -82,14 +82,12 @@ async def open_broker_url(
         return
     from hubbub.broker import open_broker
 
-    options: dict[str, Any] = {} if timeout is None else {"connect_timeout": timeout}
-    async with open_broker(url, prefix=prefix, **options) as broker:
-        if timeout is not None and not broker.ready:
-            cause = getattr(getattr(broker, "stats", None), "last_error", None)
-            raise BrokerUnreachable(
-                f"the broker {url} did not answer within {timeout:g} s (broker_connect_timeout)"
-                + (f": {cause}" if cause else "")
-            )
+    options: dict[str, Any] = {} if timeout is None else {"connect_timeout": timeout, "require_ready": True}
+    async with AsyncExitStack() as stack:
+        try:
+            broker = await stack.enter_async_context(open_broker(url, prefix=prefix, **options))
+        except BrokerUnavailable as error:
+            raise BrokerUnreachable(f"the broker {error} (broker_connect_timeout)") from None
         yield broker
 
 

@@ -9,7 +9,6 @@ pings and enforces the handshake, pong and close deadlines.
 from __future__ import annotations
 
 import logging
-import os
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,8 +19,9 @@ import trio
 from websockets.http11 import Response
 
 from hubbub.broker import Broker, ChannelRules, HistoryBroker
-from hubbub.protocol import CloseCode, JsonCodec, SCError, get_codec
+from hubbub.protocol import CloseCode, JsonCodec, get_codec
 
+from ._admission import upgrade_refusal
 from ._api.wiring import DOCUMENT_PATH, ServerApi, WorkerView, is_api_request
 from ._api.wiring import PREFIX as API_PREFIX
 from ._app import App
@@ -30,23 +30,19 @@ from ._config import ServerConfig
 from ._connection_log import connection_class, log_closed, log_opened, trace_frames
 from ._hub import Hub
 from ._loop import Loop, Spawner, expect_running, for_name
-from ._middleware import Action, ActionType, MiddlewareLine, run_middleware
+from ._middleware import MiddlewareLine
 from ._publisher import Publisher
 from ._recovery import HistoryChannels
 from ._session.events import process
 from ._session.session import Session, SessionParts
 from ._stats import ServerStats
+from ._status import status_answer
 from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
 from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
 from ._transport.handshake import PlainHttp, upgrade
-from ._transport.http import (
-    HttpRequest,
-    json_response,
-    not_the_websocket_path,
-    origin_allowed,
-    plain_response,
-)
+from ._transport.http import HttpRequest, not_the_websocket_path, plain_response
+from ._transport.link import Link
 from ._transport.listen import accept_loop, bind_listener
 from ._transport.outbound import WriteBatch
 from ._transport.timers import Timers
@@ -126,11 +122,14 @@ class Server:
 
     async def serve(
         self,
-        listener: stdsocket.socket,
+        listener: stdsocket.socket | None,
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run the app's startup hooks, then accept and serve connections on ``listener`` until cancelled."""
+        """Run the app's startup hooks, then accept and serve connections on ``listener`` until cancelled.
+
+        Without a listener the worker serves the connections an ASGI server hands it (:mod:`._asgi`).
+        """
         expect_running(self.loop)
         await self.app.run_startup()
         async with self.loop.open_nursery() as nursery:
@@ -142,8 +141,9 @@ class Server:
                 nursery.start_soon(self.api.run)
             nursery.start_soon(self._links.write_batch.run)
             nursery.start_soon(self.timers.run)
-            handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
-            nursery.start_soon(accept_loop, listener, handle, nursery, lambda: self._accepting)
+            if listener is not None:
+                handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
+                nursery.start_soon(accept_loop, listener, handle, nursery, lambda: self._accepting)
             task_status.started()
 
     def _session_parts(self, nursery: Spawner) -> SessionParts:
@@ -221,15 +221,14 @@ class Server:
                 http_request, leftover = upgraded
                 del upgraded  # this frame lives as long as the connection: it keeps only what it uses
                 conn = connection_class()(raw, self._links)
-                session = Session(conn, http_request, self._sessions)
+                session = self.start_session(conn, http_request)
                 trace_frames(session, conn)
-                timers.connecting(conn)
                 await conn.run(leftover)
         except Exception:
             log.exception("connection from %s failed", address)
         finally:
             if conn is not None and session is not None:
-                self._forget(conn, session)
+                self.forget(conn, session)
             if conn is None or conn.outbound_backlog:  # else no task can be waiting on the socket
                 self.loop.notify_closing(raw)
             else:
@@ -237,25 +236,17 @@ class Server:
             raw.close()
 
     def status_response(self, path: str, *, public: bool = False) -> Response | None:
-        """The answer to ``/health``, ``/ready`` or ``/metrics`` (None for any other path).
-
-        ``public``: the request came on the main port, where (unless ``public_metrics``) only a
-        bare ``/health`` and ``/ready`` are answered, telling nobody pid, counters or memory.
-        """
+        """The answer to a status path; ``public``: on the main port (details only with ``public_metrics``)."""
         details = not public or self.config.public_metrics
-        if path == "/health" and not details:
-            return json_response(200, "OK", {"status": "ok"})
-        if path == "/health":
-            status = {"status": "ok", "connections": self.connection_count, "worker": self.worker_id}
-            return json_response(200, "OK", {**status, "pid": os.getpid()})
-        if path == "/ready":
-            ready = self.broker.ready and self._accepting
-            code, reason = (200, "OK") if ready else (503, "Service Unavailable")
-            return json_response(code, reason, {"ready": ready})
-        if path == "/metrics" and self.metrics is not None and details:
-            body, content_type = self.metrics()
-            return plain_response(200, "OK", body, content_type)
-        return None
+        ready = self.broker.ready and self._accepting
+        return status_answer(
+            path,
+            details=details,
+            connections=self.connection_count,
+            worker_id=self.worker_id,
+            ready=ready,
+            metrics=self.metrics,
+        )
 
     async def _answer(self, http_request: HttpRequest) -> Response | None:
         """The HTTP response to a request that must not become a WebSocket, else None."""
@@ -269,20 +260,12 @@ class Server:
             return plain_response(405, "Method Not Allowed", b"Method Not Allowed: use POST", "text/plain")
         if path != self.config.path:
             return not_the_websocket_path(self.config.path, self.tls is not None)
-        origin = http_request.header("Origin")
-        if not origin_allowed(origin, self.config.origins):
-            body = f"Failed to authorize socket handshake - Invalid origin: {origin}".encode()
-            return plain_response(403, "Forbidden", body, "text/html")
-        if not self._accepting or self.timers.live_count >= self.config.max_connections:
-            return plain_response(503, "Service Unavailable", b"Server is at capacity", "text/plain")
-        chain = self.app.middleware_chains[MiddlewareLine.HANDSHAKE]
-        if chain:
-            action = Action(ActionType.HANDSHAKE_WS, request=http_request)
-            blocked = await run_middleware(chain, action)
-            if blocked is not None:
-                message = blocked.message if isinstance(blocked, SCError) else str(blocked)
-                return plain_response(401, "Unauthorized", message.encode(), "text/html")
-        return None
+        return await self.refusal(http_request)
+
+    async def refusal(self, http_request: HttpRequest) -> Response | None:
+        """The answer to an upgrade request to the WebSocket path that is refused, else None."""
+        full = not self._accepting or self.timers.live_count >= self.config.max_connections
+        return await upgrade_refusal(http_request, self.config.origins, full, self.app)
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -294,7 +277,20 @@ class Server:
         for hook in self.app.connection_hooks:  # the handle is made here only when a hook wants it
             self.spawn(hook, session.handle)
 
-    def _forget(self, conn: WsConnection, session: Session) -> None:
+    @property
+    def links(self) -> ConnectionParts:
+        """What this worker's connections share (limits, timers, the loop)."""
+        return self._links
+
+    def start_session(self, link: Link, http_request: HttpRequest) -> Session:
+        """The session of a connection whose upgrade was accepted; it waits for its handshake."""
+        assert self._sessions is not None, "the server is not running"
+        session = Session(link, http_request, self._sessions)
+        self.timers.connecting(link)
+        return session
+
+    def forget(self, conn: Link, session: Session) -> None:
+        """A connection ended: release it and its session, log it, run the disconnection hooks."""
         was_open = self.timers.forget(conn)
         handle = session.handle if was_open and self.app.disconnection_hooks else None  # made if wanted
         conn.release()

@@ -31,7 +31,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "ManagedBroker", "MemoryBroker", "RedisBroker", "RedisTarget", "SharedValues", "open_broker", "parse_redis_url",
     },
     "hubbub.cluster": {
-        "Action", "ActionType", "App", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
+        "Action", "ActionType", "App", "AsgiEndpoint", "HttpRequest", "MiddlewareLine", "Request", "SCError", "Server",
         "ServerConfig", "ServerSocket", "SocketState", "bind_listener", "serve",
     },
     "hubbub.emitter": {"AsyncEmitter", "BroadcastError", "Emitter", "EncodeError"},

@@ -44,10 +44,10 @@ from .._publisher import Publisher
 from .._recovery import HistoryChannels
 from .._socket import ServerSocket, make_socket_id
 from .._stats import ServerStats
-from .._transport.connection import WsConnection
 from .._transport.flow import FlowControl
 from .._transport.framing import frame_message, frame_text
 from .._transport.http import HttpRequest
+from .._transport.link import Link
 from .._transport.state import SocketState
 from .._users import UserIndex
 from ..auth import JwtAuth
@@ -115,7 +115,7 @@ class Session:
         "signed_auth_token",
     )
 
-    def __init__(self, link: WsConnection, request: HttpRequest, parts: SessionParts) -> None:
+    def __init__(self, link: Link, request: HttpRequest, parts: SessionParts) -> None:
         #: The connection; the hub's fan-out sends through its ``send_frame``.
         self.link = link
         self.parts = parts

@@ -1,0 +1,269 @@
+"""A WebSocket connection that an ASGI server holds (a path of a FastAPI or Starlette app).
+
+The ASGI server (uvicorn, hypercorn) does the HTTP upgrade, the framing and the WebSocket's own
+pings; :class:`AsgiLink` turns its ``websocket.receive`` events into messages for the session and
+the session's frames into ``websocket.send`` events, with the same limits as a connection on the
+worker's own port: the payload size, the message rate, the pong timeout and the outbound backlog.
+
+The hub frames a publication once for every subscriber, for raw sockets; a link takes the payload
+back out of the frame, and the last shared frame's payload is kept, so a publication to many ASGI
+subscribers is decoded once, not once per subscriber. Sending still costs one ASGI event and one
+write of the server's per subscriber: this path is for apps that want one port, the worker's
+own listener for heavy fan-out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
+
+from .connection import ConnectionParts, MessageSink
+from .rate import TokenBucket
+from .state import SocketState
+
+__all__ = ["AsgiLink", "Receive", "Scope", "Send"]
+
+log = logging.getLogger("hubbub.server")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
+_TEXT = 0x1
+
+
+class _NoSink:
+    def publish_inline(self, payload: bytes) -> bool:
+        return True
+
+    async def on_message(self, message: str | bytes) -> None:
+        pass
+
+
+_NO_SINK = _NoSink()
+
+
+class _LastPayload:
+    """The payload of the last frame unframed: a publication's one frame is decoded once for all."""
+
+    __slots__ = ("_frame", "_payload")
+
+    def __init__(self) -> None:
+        self._frame = b""
+        self._payload: str | bytes = ""
+
+    def event(self, frame: bytes) -> dict[str, Any]:
+        """The ``websocket.send`` event of a server frame (unmasked, unfragmented, no extensions)."""
+        if frame is not self._frame:
+            length = frame[1] & 0x7F
+            payload = frame[2 if length < 126 else 4 if length == 126 else 10 :]
+            self._payload = payload.decode("utf-8") if frame[0] & 0x0F == _TEXT else payload
+            self._frame = frame
+        if isinstance(self._payload, str):
+            return {"type": "websocket.send", "text": self._payload}
+        return {"type": "websocket.send", "bytes": self._payload}
+
+
+_UNFRAME = _LastPayload()
+
+
+class AsgiLink:
+    """One client connection served through an ASGI server's ``receive`` and ``send``."""
+
+    __slots__ = (
+        "_bucket",
+        "_close_event",
+        "_frames",
+        "_group",
+        "_hold",
+        "_liveness",
+        "_parts",
+        "_send",
+        "_size",
+        "_wake",
+        "close_code",
+        "close_deadline",
+        "close_reason",
+        "opened_at",
+        "sink",
+        "state",
+    )
+
+    def __init__(self, send: Send, parts: ConnectionParts) -> None:
+        self._send = send
+        self._parts = parts
+        self._frames: deque[bytes] = deque()
+        self._size = 0  # bytes of the queued frames
+        self._wake = parts.loop.parking_lot()
+        self._close_event: dict[str, Any] | None = None  # sent once the queued frames are
+        self._group: anyio.abc.TaskGroup | None = None
+        self._hold: Callable[[], bool] | None = None
+        self.sink: MessageSink = _NO_SINK
+        self.state = _CONNECTING
+        now = parts.loop.current_time()
+        self.opened_at = now
+        self._liveness = Liveness(parts.ping_timeout, now)
+        self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
+        self.close_deadline = 0.0
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def outbound_backlog(self) -> int:
+        return self._size
+
+    def ping_expired(self, now: float) -> bool:
+        return self._liveness.expired(now)
+
+    def attach(self, sink: MessageSink) -> None:
+        self.sink = sink
+
+    def hold_reading(self, holds: Callable[[], bool]) -> None:
+        self._hold = holds
+
+    def open(self) -> None:
+        if self.state is _CONNECTING:
+            self.state = _OPEN
+
+    def _still_open(self) -> bool:
+        return self.state is _OPEN or self.state is _CONNECTING
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a frame for the writer task; past the outbound limit, close as a slow consumer."""
+        if self.state is not _OPEN and self.state is not _CONNECTING:
+            return
+        self._frames.append(frame)
+        self._size += len(frame)
+        if self._size > self._parts.outbound_limit:
+            self._overflowed()
+        elif len(self._frames) == 1:
+            self._wake.unpark_all()
+
+    send_own_frame = send_frame
+
+    def _overflowed(self) -> None:
+        self._parts.stats.slow_consumer_disconnects += 1
+        log.info(
+            "connection %x: outbound buffer overflow, closing with %d", id(self), CloseCode.SLOW_CONSUMER
+        )
+        self._frames.clear()
+        self._size = 0
+        self.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
+
+    async def _write(self) -> None:
+        """Hand queued frames to the ASGI server in order, then the close event; runs until the end."""
+        frames, send = self._frames, self._send
+        try:
+            while True:
+                while frames:
+                    frame = frames.popleft()
+                    self._size -= len(frame)
+                    await send(_UNFRAME.event(frame))
+                if self._close_event is not None:
+                    await send(self._close_event)
+                    return
+                await self._wake.park()
+        except Exception as error:  # the ASGI server could not send: the peer is gone
+            log.debug("connection %x: send failed: %r", id(self), error)
+            self.abort()
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the connection's task group (cancelled when it ends); errors are logged."""
+        if self._group is not None and self.state is not _CLOSED:
+            self._group.start_soon(_logged, fn, *args)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Send the close event after what is queued; the connection is dropped after the close timeout."""
+        if self.state is _CLOSING or self.state is _CLOSED:
+            return
+        self.close_code, self.close_reason = code, reason
+        self._close_event = {"type": "websocket.close", "code": code, "reason": reason}
+        self.close_deadline = self._parts.loop.current_time() + self._parts.close_timeout
+        self.state = _CLOSING
+        self._parts.timers.closing(self)
+        self._wake.unpark_all()
+
+    def abort(self) -> None:
+        """End the connection now: the ASGI app returns and the server drops the socket."""
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
+            if self._group is not None:
+                self._group.cancel_scope.cancel()
+
+    def release(self) -> None:
+        """The connection ended: drop what is queued and the reference to the session."""
+        self.state = _CLOSED
+        self._frames.clear()
+        self._size = 0
+        self.sink = _NO_SINK
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def run(self, receive: Receive) -> None:
+        """Serve the connection until the client or the server closes it (the socket is accepted)."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            group.start_soon(self._write)
+            try:
+                await self._read(receive)
+            finally:
+                group.cancel_scope.cancel()
+                self._group = None
+
+    async def _read(self, receive: Receive) -> None:
+        parts, bucket = self._parts, self._bucket
+        current_time = parts.loop.current_time
+        while True:
+            event = await receive()
+            kind = event["type"]
+            if kind == "websocket.disconnect":
+                if self.close_code is None:
+                    self.close_code = int(event.get("code", CloseCode.NO_STATUS))
+                    self.close_reason = str(event.get("reason") or "")
+                return
+            if kind != "websocket.receive" or not self._still_open():
+                continue
+            now = current_time()
+            self._liveness.on_data(now)
+            text: str | None = event.get("text")
+            payload: bytes = text.encode("utf-8") if text is not None else bytes(event.get("bytes") or b"")
+            if len(payload) > parts.max_payload:
+                self.disconnect(CloseCode.MESSAGE_TOO_BIG, "Message too big")
+                continue
+            if bucket is not None:
+                bucket.refill(now)
+                if bucket.spend():
+                    parts.stats.rate_limited_disconnects += 1
+                    self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
+                    continue
+            if text is None or not self.sink.publish_inline(payload):
+                parts.stats.messages_in += 1
+                try:
+                    await self.sink.on_message(text if text is not None else payload)
+                except ProtocolViolation as violation:
+                    self.disconnect(violation.code)
+            holds = self._hold
+            if holds is not None and parts.flow is not None:
+                self._hold = None
+                await parts.flow.wait(holds, self._still_open)
+
+
+async def _logged(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    try:
+        await fn(*args)
+    except Exception:
+        log.exception("task %r of an ASGI connection failed", getattr(fn, "__name__", fn))

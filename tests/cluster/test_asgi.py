@@ -1,0 +1,275 @@
+"""AsgiEndpoint: hubbub's protocol on a path of an ASGI app, served by uvicorn (asyncio, uvloop) and hypercorn (trio).
+
+docs/asyncio.md's one-port FastAPI example runs as written: the official client subscribes on
+the web app's port and receives what an HTTP route publishes; the Python client invokes,
+publishes and receives its share of a fan-out in order. An endpoint with tight limits
+(tests/cluster/asgi_app.py) refuses upgrades with socketcluster-server's answers, closes a client
+that sends too much with 1009 and one that reads too little as a slow consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
+
+import hubbub.client
+from hubbub.protocol import CloseCode
+
+ROOT = Path(__file__).resolve().parents[2]
+INTEROP = ROOT / "tests" / "interop"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import free_port, raw_peer, wait_until  # noqa: E402
+
+#: How each ASGI server runs ``module:app`` on ``port``.
+SERVERS = {
+    "uvicorn-asyncio": lambda target, port: [
+        *("-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio"),
+    ],
+    "uvicorn-uvloop": lambda target, port: [
+        *("-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop"),
+    ],
+    "hypercorn-trio": lambda target, port: [
+        "-m",
+        "hypercorn",
+        "-k",
+        "trio",
+        "-b",
+        f"127.0.0.1:{port}",
+        target,
+    ],
+}
+
+
+@dataclass
+class AsgiServer:
+    """An ASGI server process serving an app with an AsgiEndpoint on ``/socketcluster/``."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/socketcluster/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def read_output(self) -> str:
+        """Everything the server printed so far (its stdout is a file)."""
+        return Path(self.output[0]).read_text()
+
+
+@pytest.fixture
+def asgi_server(tmp_path: Path) -> Iterator[object]:
+    started: list[AsgiServer] = []
+
+    def start(kind: str, target: str, cwd: Path) -> AsgiServer:
+        port = free_port()
+        log_path = tmp_path / f"{kind}-{port}.log"
+        with log_path.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, *SERVERS[kind](target, port)],
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        server = AsgiServer(proc, port, [str(log_path)])
+        started.append(server)
+        wait_until(lambda: _accepts(port) or proc.poll() is not None, f"{kind} listening", timeout=20)
+        assert proc.poll() is None, server.read_output()
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.terminate()
+            try:
+                server.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait(5)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _one_port_example(tmp_path: Path) -> Path:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "asyncio.md").read_text(), re.S)
+    (source,) = [b for b in blocks if b.startswith("# one_port.py")]
+    (tmp_path / "one_port.py").write_text(source)
+    return tmp_path
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_official_client_on_the_web_apps_port_receives_what_a_route_publishes(
+    kind: str, tmp_path: Path, asgi_server: object
+) -> None:
+    server: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
+    assert httpx.get(f"{server.http_url}/socketcluster/", timeout=5).status_code == 426
+    node = subprocess.Popen(
+        ["node", "subscriber.js", "--url", server.ws_url, "--channel", "room/lobby", "--count", "2"],
+        cwd=INTEROP,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stdout is not None
+        assert json.loads(node.stdout.readline()) == {"event": "ready"}
+        for text in ("hello from HTTP", "and again"):
+            answer = httpx.post(f"{server.http_url}/rooms/lobby/messages", json={"text": text}, timeout=5)
+            assert answer.status_code == 200, answer.text
+            assert json.loads(node.stdout.readline()) == {"event": "message", "data": {"text": text}}
+        assert node.wait(10) == 0
+    finally:
+        if node.poll() is None:
+            node.kill()
+        node.wait(5)
+        if node.stdout is not None:
+            node.stdout.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_python_clients_invoke_publish_and_each_receive_their_channel_in_order(
+    kind: str, tmp_path: Path, asgi_server: object
+) -> None:
+    server: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
+    per_channel, subscribers = 50, 8
+
+    async def main() -> dict[str, list[list[object]]]:
+        received: dict[str, list[list[object]]] = {"a": [], "b": []}
+        async with hubbub.client.connect(server.ws_url) as publisher:
+            assert await publisher.invoke("echo", {"n": [1, 2]}) == {"n": [1, 2]}
+            async with trio.open_nursery() as nursery:
+                ready = trio.Semaphore(0)
+
+                async def subscriber(channel: str) -> None:
+                    got: list[object] = []
+                    received[channel].append(got)
+                    async with (
+                        hubbub.client.connect(server.ws_url) as client,
+                        client.subscribe(channel) as subscription,
+                    ):
+                        await subscription.wait_subscribed(10)
+                        ready.release()
+                        async for message in subscription:
+                            got.append(message)
+                            if len(got) == per_channel:
+                                return
+
+                for index in range(subscribers):
+                    nursery.start_soon(subscriber, "ab"[index % 2])
+                with trio.fail_after(20):
+                    for _ in range(subscribers):
+                        await ready.acquire()
+                    for index in range(per_channel):  # interleaved: each frame differs from the last
+                        await publisher.publish("a", {"a": index})
+                        await publisher.publish("b", {"b": index})
+        return received
+
+    received = trio.run(main)
+    for channel in "ab":
+        assert len(received[channel]) == subscribers // 2
+        for got in received[channel]:
+            assert got == [{channel: index} for index in range(per_channel)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_refused_upgrades_get_socketcluster_servers_answers(kind: str, asgi_server: object) -> None:
+    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(server.ws_url, origin=Origin("http://evil.example"), open_timeout=5)
+    assert refused.value.response.status_code == 403
+    assert b"Invalid origin: http://evil.example" in refused.value.response.body
+    with pytest.raises(InvalidStatus) as denied:
+        ws_connect(server.ws_url + "?deny=1", origin=Origin("http://allowed.example"), open_timeout=5)
+    assert denied.value.response.status_code == 401
+    assert b"denied by the test middleware" in denied.value.response.body
+    with ws_connect(server.ws_url, origin=Origin("http://allowed.example"), open_timeout=5) as ws:
+        ws.send(json.dumps({"event": "#handshake", "data": {}, "cid": 1}))
+        assert json.loads(ws.recv(5))["rid"] == 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_a_message_over_max_payload_closes_with_1009(kind: str, asgi_server: object) -> None:
+    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    with ws_connect(server.ws_url, origin=Origin("http://allowed.example"), open_timeout=5) as ws:
+        ws.send(json.dumps({"event": "#handshake", "data": {}, "cid": 1}))
+        assert json.loads(ws.recv(5))["rid"] == 1
+        ws.send(json.dumps({"event": "big", "data": "x" * 5000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            _read_until_closed(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def _read_until_closed(ws: ClientConnection) -> None:
+    while True:
+        ws.recv(5)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
+    kind: str, asgi_server: object
+) -> None:
+    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    stalled = raw_peer(
+        server.ws_url,
+        [
+            {"event": "#handshake", "data": {}, "cid": 1},
+            {"event": "#subscribe", "data": {"channel": "flood"}, "cid": 2},
+        ],
+        rcvbuf=4096,
+    )
+    with stalled, hubbub.client.connect_blocking(server.ws_url) as client:
+        channel = client.subscribe("other")
+        channel.wait_subscribed(10)
+        sent = client.invoke("flood", {"channel": "flood", "count": 200, "size": 32 * 1024}, timeout=30)
+        assert sent == 200
+        assert _dropped(stalled, within=10)
+        assert client.invoke("closes", timeout=10) == [CloseCode.SLOW_CONSUMER]
+        assert client.invoke("flood", {"channel": "other", "count": 1, "size": 1}, timeout=10) == 1
+        assert channel.receive(10) == "0:x"  # the worker and its other clients go on
+
+
+def _dropped(peer: socket.socket, within: float) -> bool:
+    """Whether the server ends ``peer``'s connection (EOF or a reset) within ``within`` seconds."""
+    peer.settimeout(within)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            if not peer.recv(1 << 20):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return False
