@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from ._base import BrokerUnavailable, DeliverFn
+from ._coredis_internals import take_buffered
 from ._envelope import EnvelopeError, decode
 from ._history import PositionedDeliverFn
 from ._redis_names import ChannelNames
@@ -133,7 +134,9 @@ class Subscriptions:
         """Deliver what ``session`` receives; call ``dropped`` when Redis drops a wanted channel."""
         pubsub = session.pubsub
         while True:
-            message = await pubsub.get_message()
+            message = take_buffered(pubsub)
+            if message is None:
+                message = await pubsub.get_message()
             if message is None:
                 continue
             kind = message["type"]

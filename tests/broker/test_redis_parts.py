@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubbub.broker import BrokerUnavailable, RedisTarget, parse_redis_url
-from hubbub.broker._coredis_internals import ping, pubsub_connections, push_buffers_empty, shard_names
+from hubbub.broker._coredis_internals import (
+    ping,
+    pubsub_connections,
+    push_buffers_empty,
+    shard_names,
+    take_buffered,
+)
 from hubbub.broker._redis_names import ChannelNames, hash_tag
 from hubbub.broker._redis_session import BrokerStats, CurrentSession, RedisOptions, open_session
 
@@ -151,6 +157,9 @@ async def _check_pubsub_internals(session: Any, name: bytes) -> None:
         assert connection._push_message_buffer_in.statistics().current_buffer_used == 0
         await ping(connection)
     assert session.pubsub._receive_stream.statistics().current_buffer_used >= 0
+    taken = take_buffered(session.pubsub)  # the subscribe confirmation, if nothing read it yet
+    assert taken is None or taken["type"] in ("subscribe", "ssubscribe"), taken
+    assert take_buffered(session.pubsub) is None  # nothing left: None at once, no wait
     assert isinstance(push_buffers_empty(session.pubsub, connections), bool)
 
 
