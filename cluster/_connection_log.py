@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from ._session.session import Session
-from ._transport.connection import MessageSink, WsConnection
-from ._transport.link import Link
+from ._transport.connection import WsConnection
+from ._transport.link import Link, MessageSink
 
 __all__ = ["TracedConnection", "connection_class", "log_closed", "log_opened", "trace_frames"]
 

@@ -22,10 +22,10 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
+from hubbub.protocol import CloseCode, ProtocolViolation
 
-from .connection import ConnectionParts, MessageSink
-from .rate import TokenBucket
+from .connection import ConnectionParts
+from .link import NO_SINK, LinkState, MessageSink
 from .state import SocketState
 
 __all__ = ["AsgiLink", "Receive", "Scope", "Send"]
@@ -38,17 +38,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
 _TEXT = 0x1
-
-
-class _NoSink:
-    def publish_inline(self, payload: bytes) -> bool:
-        return True
-
-    async def on_message(self, message: str | bytes) -> None:
-        pass
-
-
-_NO_SINK = _NoSink()
 
 
 class _LastPayload:
@@ -75,27 +64,10 @@ class _LastPayload:
 _UNFRAME = _LastPayload()
 
 
-class AsgiLink:
+class AsgiLink(LinkState):
     """One client connection served through an ASGI server's ``receive`` and ``send``."""
 
-    __slots__ = (
-        "_bucket",
-        "_close_event",
-        "_frames",
-        "_group",
-        "_hold",
-        "_liveness",
-        "_parts",
-        "_send",
-        "_size",
-        "_wake",
-        "close_code",
-        "close_deadline",
-        "close_reason",
-        "opened_at",
-        "sink",
-        "state",
-    )
+    __slots__ = ("_close_event", "_frames", "_group", "_parts", "_send", "_size", "_wake")
 
     def __init__(self, send: Send, parts: ConnectionParts) -> None:
         self._send = send
@@ -105,36 +77,16 @@ class AsgiLink:
         self._wake = parts.loop.parking_lot()
         self._close_event: dict[str, Any] | None = None  # sent once the queued frames are
         self._group: anyio.abc.TaskGroup | None = None
-        self._hold: Callable[[], bool] | None = None
-        self.sink: MessageSink = _NO_SINK
-        self.state = _CONNECTING
-        now = parts.loop.current_time()
-        self.opened_at = now
-        self._liveness = Liveness(parts.ping_timeout, now)
-        self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
-        self.close_deadline = 0.0
-        self.close_code: int | None = None
-        self.close_reason = ""
+        super().__init__(
+            parts.loop.current_time(), parts.ping_timeout, parts.message_rate, parts.message_burst
+        )
 
     @property
     def outbound_backlog(self) -> int:
         return self._size
 
-    def ping_expired(self, now: float) -> bool:
-        return self._liveness.expired(now)
-
     def attach(self, sink: MessageSink) -> None:
         self.sink = sink
-
-    def hold_reading(self, holds: Callable[[], bool]) -> None:
-        self._hold = holds
-
-    def open(self) -> None:
-        if self.state is _CONNECTING:
-            self.state = _OPEN
-
-    def _still_open(self) -> bool:
-        return self.state is _OPEN or self.state is _CONNECTING
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -209,7 +161,7 @@ class AsgiLink:
         self.state = _CLOSED
         self._frames.clear()
         self._size = 0
-        self.sink = _NO_SINK
+        self.sink = NO_SINK
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import logging
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 from websockets.exceptions import InvalidState
@@ -21,45 +21,22 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
 
-from hubbub.protocol import CloseCode, Liveness, ProtocolViolation
+from hubbub.protocol import CloseCode, ProtocolViolation
 
 from .._loop import TRIO, Loop
 from .._stats import ServerStats
 from .flow import FlowControl
 from .handshake import recv_into, ws_log
+from .link import NO_SINK, LinkState, MessageSink
 from .outbound import Outbound, WriteBatch
-from .rate import TokenBucket
 from .state import SocketState
 from .timers import Timers
 
-__all__ = ["ConnectionParts", "MessageSink", "WsConnection"]
+__all__ = ["ConnectionParts", "WsConnection"]
 
 log = logging.getLogger("hubbub.server")
 RECV_SIZE = 65536
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
-
-
-class MessageSink(Protocol):
-    """Where a connection's complete messages go (one client's session)."""
-
-    def publish_inline(self, payload: bytes) -> bool:
-        """Serve a text message without awaiting if it can (the fast path); False to pass it on."""
-        ...
-
-    async def on_message(self, message: str | bytes) -> None:
-        """Process one message; raises :class:`ProtocolViolation` to close the connection."""
-        ...
-
-
-class _NoSink:
-    def publish_inline(self, payload: bytes) -> bool:
-        return True
-
-    async def on_message(self, message: str | bytes) -> None:
-        pass
-
-
-_NO_SINK = _NoSink()
 
 
 @dataclass(eq=False, slots=True)
@@ -86,26 +63,10 @@ class ConnectionParts:
     loop: Loop = TRIO
 
 
-class WsConnection:
+class WsConnection(LinkState):
     """One client connection after its HTTP upgrade."""
 
-    __slots__ = (
-        "_bucket",
-        "_close_written",
-        "_hold",
-        "_liveness",
-        "_out",
-        "_parts",
-        "_raw",
-        "_tasks",
-        "close_code",
-        "close_deadline",
-        "close_reason",
-        "opened_at",
-        "sink",
-        "state",
-        "ws",
-    )
+    __slots__ = ("_close_written", "_out", "_parts", "_raw", "_tasks", "ws")
 
     def __init__(self, raw: stdsocket.socket, parts: ConnectionParts) -> None:
         self._raw = raw
@@ -115,44 +76,19 @@ class WsConnection:
         self.ws = ServerProtocol(state=OPEN, max_size=parts.max_payload, logger=ws_log)
         self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch, parts.flow)
         self._tasks: set[Any] | None = None
-        self.sink: MessageSink = _NO_SINK
-        #: Set by the session after a publish that must wait for congested subscribers: reading
-        #: pauses until it returns False (see :mod:`.flow`).
-        self._hold: Callable[[], bool] | None = None
         self._close_written = False
-        self.state = _CONNECTING
-        now = parts.loop.current_time()
-        self.opened_at = now
-        self._liveness = Liveness(parts.ping_timeout, now)
-        self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
-        #: When a ``CLOSING`` connection is dropped if the peer has not closed by then.
-        self.close_deadline = 0.0
-        self.close_code: int | None = None
-        self.close_reason = ""
+        super().__init__(
+            parts.loop.current_time(), parts.ping_timeout, parts.message_rate, parts.message_burst
+        )
 
     @property
     def outbound_backlog(self) -> int:
         return self._out.backlog
 
-    def ping_expired(self, now: float) -> bool:
-        return self._liveness.expired(now)
-
     def attach(self, sink: MessageSink) -> None:
         """Give complete messages to ``sink``, which is also what flow control calls this connection."""
         self.sink = sink
         self._out.tag = sink
-
-    def hold_reading(self, holds: Callable[[], bool]) -> None:
-        """Read nothing more while ``holds()`` is True (checked after the current read is processed)."""
-        self._hold = holds
-
-    def _still_open(self) -> bool:
-        return self.state is _OPEN or self.state is _CONNECTING
-
-    def open(self) -> None:
-        """The SocketCluster handshake completed (unless the connection was closed meanwhile)."""
-        if self.state is _CONNECTING:
-            self.state = _OPEN
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -251,7 +187,7 @@ class WsConnection:
         for scope in self._tasks or ():
             scope.cancel()
         self._out.detach()
-        self.sink = _NO_SINK
+        self.sink = NO_SINK
         # websockets' protocol holds its frame parser, a generator holding the protocol: closing
         # the generator lets reference counting free the connection instead of the cycle collector.
         self.ws.parser.close()

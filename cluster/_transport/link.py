@@ -10,12 +10,36 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from hubbub.protocol import CloseCode
+from hubbub.protocol import CloseCode, Liveness
 
-from .connection import MessageSink
+from .rate import TokenBucket
 from .state import SocketState
 
-__all__ = ["Link"]
+__all__ = ["NO_SINK", "Link", "LinkState", "MessageSink"]
+
+
+class MessageSink(Protocol):
+    """Where a connection's complete messages go (one client's session)."""
+
+    def publish_inline(self, payload: bytes) -> bool:
+        """Serve a text message without awaiting if it can (the fast path); False to pass it on."""
+        ...
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Process one message; raises :class:`ProtocolViolation` to close the connection."""
+        ...
+
+
+class _NoSink:
+    def publish_inline(self, payload: bytes) -> bool:
+        return True
+
+    async def on_message(self, message: str | bytes) -> None:
+        pass
+
+
+#: The sink of a connection before its session attaches and after it ends.
+NO_SINK = _NoSink()
 
 
 class Link(Protocol):
@@ -67,3 +91,53 @@ class Link(Protocol):
     def ping_expired(self, now: float) -> bool:
         """True when the peer has sent nothing for longer than the ping timeout."""
         ...
+
+
+class LinkState:
+    """What every link keeps, whatever transport carries it.
+
+    Its state, close code and reason, when it opened and when a closing one is dropped, its pong
+    timer, its message bucket, its sink and the hold a congested publish puts on its reading.
+    """
+
+    __slots__ = (
+        "_bucket",
+        "_hold",
+        "_liveness",
+        "close_code",
+        "close_deadline",
+        "close_reason",
+        "opened_at",
+        "sink",
+        "state",
+    )
+
+    def __init__(self, now: float, ping_timeout: float, message_rate: float, message_burst: int) -> None:
+        self.sink: MessageSink = NO_SINK
+        #: Set by the session after a publish that must wait for congested subscribers: reading
+        #: pauses until it returns False (see :mod:`.flow`).
+        self._hold: Callable[[], bool] | None = None
+        self.state = SocketState.CONNECTING
+        self.opened_at = now
+        self._liveness = Liveness(ping_timeout, now)
+        self._bucket = TokenBucket.for_limits(message_rate, message_burst, now)
+        #: When a ``CLOSING`` connection is dropped if the peer has not closed by then.
+        self.close_deadline = 0.0
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def ping_expired(self, now: float) -> bool:
+        """True when the peer has sent nothing for longer than the ping timeout."""
+        return self._liveness.expired(now)
+
+    def hold_reading(self, holds: Callable[[], bool]) -> None:
+        """Read nothing more while ``holds()`` is True (checked after the current read is processed)."""
+        self._hold = holds
+
+    def open(self) -> None:
+        """The SocketCluster handshake completed (unless the connection was closed meanwhile)."""
+        if self.state is SocketState.CONNECTING:
+            self.state = SocketState.OPEN
+
+    def _still_open(self) -> bool:
+        return self.state is SocketState.OPEN or self.state is SocketState.CONNECTING
