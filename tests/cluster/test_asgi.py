@@ -10,6 +10,7 @@ that sends too much with 1009 and one that reads too little as a slow consumer.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import free_port, raw_peer, wait_until  # noqa: E402
+from conftest import RedisProcess, free_port, raw_peer, wait_until  # noqa: E402
 
 #: How each ASGI server runs ``module:app`` on ``port``.
 SERVERS = {
@@ -81,7 +82,7 @@ class AsgiServer:
 def asgi_server(tmp_path: Path) -> Iterator[object]:
     started: list[AsgiServer] = []
 
-    def start(kind: str, target: str, cwd: Path) -> AsgiServer:
+    def start(kind: str, target: str, cwd: Path, env: dict[str, str] | None = None) -> AsgiServer:
         port = free_port()
         log_path = tmp_path / f"{kind}-{port}.log"
         with log_path.open("w") as out:
@@ -91,6 +92,7 @@ def asgi_server(tmp_path: Path) -> Iterator[object]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 text=True,
+                env={**os.environ, **(env or {})},
             )
         server = AsgiServer(proc, port, [str(log_path)])
         started.append(server)
@@ -273,3 +275,38 @@ def _dropped(peer: socket.socket, within: float) -> bool:
     except TimeoutError:
         return False
     return False
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+def test_asgi_processes_on_one_redis_reach_each_others_clients(
+    redis_server: RedisProcess, prefix: str, asgi_server: object
+) -> None:
+    env = {"HUBBUB_TEST_BROKER": redis_server.url, "HUBBUB_TEST_PREFIX": prefix}
+    start = asgi_server
+    on_asyncio: AsgiServer = start("uvicorn-uvloop", "asgi_redis_app:endpoint", HERE, env)  # type: ignore[operator]
+    on_trio: AsgiServer = start("hypercorn-trio", "asgi_redis_app:endpoint", HERE, env)  # type: ignore[operator]
+    count = 100
+
+    async def main() -> list[list[object]]:
+        received: list[list[object]] = [[], []]
+        async with (
+            hubbub.client.connect(on_asyncio.ws_url) as first,
+            hubbub.client.connect(on_trio.ws_url) as second,
+            first.subscribe("news") as first_news,
+            second.subscribe("news") as second_news,
+        ):
+            with trio.fail_after(20):
+                await first_news.wait_subscribed(10)
+                await second_news.wait_subscribed(10)
+                for index in range(count):  # each process's client publishes half
+                    await (first if index % 2 else second).publish("news", index)
+                for got, channel in zip(received, (first_news, second_news), strict=True):
+                    async for message in channel:
+                        got.append(message)
+                        if len(got) == count:
+                            break
+        return received
+
+    for got in trio.run(main):
+        assert got == list(range(count))
