@@ -5,7 +5,9 @@ Run: ``.venv/bin/python bench/loops.py --scenario fanout --rounds 10`` (after ``
 the order given, each on a fresh worker, so the machine's drift falls on every loop alike; only
 hubbub runs (no SocketCluster), which keeps a round short enough for ten or more of them. Prints
 each run's figures, then the median per loop and its ratio to the first loop's.
-``--target hubbub2`` runs the cross-worker set-up (two workers and their own redis-server).
+``--target hubbub2`` runs the cross-worker set-up (two workers and their own redis-server),
+``--target hubbub-asgi`` a worker behind an ASGI server (bench/asgi_target.py: hypercorn on trio,
+uvicorn on asyncio and uvloop).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main() -> int:
         "--loops", default="trio,uvloop,asyncio", help="comma-separated, the first is the base"
     )
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--target", choices=["hubbub", "hubbub2"], default="hubbub")
+    parser.add_argument("--target", choices=["hubbub", "hubbub2", "hubbub-asgi"], default="hubbub")
     parser.add_argument("--quick", action="store_true", help="the suite's --quick sizes")
     parser.add_argument("--run-timeout", type=float, default=120)
     args = parser.parse_args()

@@ -50,6 +50,7 @@ SC_NAME = "sc"
 TARGETS = {
     "hubbub": "hubbub, 1 worker",
     "hubbub2": "hubbub, 2 workers + Redis",
+    "hubbub-asgi": "hubbub through an ASGI server (AsgiEndpoint)",
     SC_NAME: "socketcluster-server@20",
 }
 
@@ -230,6 +231,18 @@ LOOP_FLAGS: dict[str, list[str]] = {
     "uvloop": ["--loop", "asyncio", "--uvloop", "true"],
 }
 LOOP_NAMES = {"trio": "trio", "asyncio": "asyncio", "uvloop": "asyncio+uvloop"}
+#: The ``hubbub-asgi`` target per ``--loop``: hypercorn on trio, uvicorn on asyncio or uvloop.
+ASGI_SERVERS = {
+    "trio": lambda port: ["-m", "hypercorn", "-k", "trio", "-b", f"127.0.0.1:{port}", "asgi_target:endpoint"],
+    "asyncio": lambda port: [
+        *("-m", "uvicorn", "asgi_target:endpoint", "--port", str(port), "--loop", "asyncio"),
+        *("--log-level", "warning"),
+    ],
+    "uvloop": lambda port: [
+        *("-m", "uvicorn", "asgi_target:endpoint", "--port", str(port), "--loop", "uvloop"),
+        *("--log-level", "warning"),
+    ],
+}
 
 
 def loops_markdown(docs: list[dict[str, Any]]) -> str:
@@ -354,6 +367,12 @@ def start_target(name: str, args: argparse.Namespace) -> Target:
         # A Redis cluster needs one auth key for all its workers (the supervisor refuses to start without).
         cmd = hubbub_command(args, ["--workers", "2", "--broker", broker, "--auth-key", "bench-shared-key"])
         env = hubbub_env()
+    elif name == "hubbub-asgi":
+        port = free_port()
+        cmd = [sys.executable, *ASGI_SERVERS[args.loop](port)]
+        env = hubbub_env()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH", "")]))
+        env["HUBBUB_BENCH_PORT"] = str(port)
     else:
         cmd = [
             "node",
