@@ -310,3 +310,33 @@ def test_asgi_processes_on_one_redis_reach_each_others_clients(
 
     for got in trio.run(main):
         assert got == list(range(count))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_min_bin_clients_get_binary_frames_through_the_endpoint(kind: str, asgi_server: object) -> None:
+    server: AsgiServer = asgi_server(kind, "asgi_minbin_app:endpoint", HERE)  # type: ignore[operator]
+    count = 20
+
+    async def main() -> tuple[object, list[object], list[object]]:
+        async with (
+            hubbub.client.connect(server.ws_url, codec="minbin") as publisher,
+            hubbub.client.connect(server.ws_url, codec="minbin") as subscriber,
+            subscriber.subscribe("a") as on_a,
+            subscriber.subscribe("b") as on_b,
+        ):
+            echoed = await publisher.invoke("echo", {"raw": b"\x00\xff"})
+            with trio.fail_after(20):
+                await on_a.wait_subscribed(10)
+                await on_b.wait_subscribed(10)
+                for index in range(count):
+                    await publisher.publish("a", {"a": index})
+                    await publisher.publish("b", {"b": index, "raw": bytes([index])})
+                got_a = [await on_a.receive() for _ in range(count)]
+                got_b = [await on_b.receive() for _ in range(count)]
+        return echoed, got_a, got_b
+
+    echoed, got_a, got_b = trio.run(main)
+    assert echoed == {"raw": b"\x00\xff"}
+    assert got_a == [{"a": index} for index in range(count)]
+    assert got_b == [{"b": index, "raw": bytes([index])} for index in range(count)]
