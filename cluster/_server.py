@@ -36,7 +36,7 @@ from ._recovery import HistoryChannels
 from ._session.events import process
 from ._session.session import Session, SessionParts
 from ._stats import ServerStats
-from ._status import status_answer
+from ._status import STATUS_PATHS, status_answer
 from ._transport.connection import RECV_SIZE, ConnectionParts, WsConnection
 from ._transport.flow import FlowControl
 from ._transport.framing import frame_message
@@ -84,7 +84,8 @@ class Server:
             loop=self.loop,
         )
         self.timers.on_tick = self.flow.check
-        self._links = _connection_parts(config, self.timers, self.stats, self.flow, self.spawn, self.loop)
+        #: What this worker's connections share (limits, timers, the loop).
+        self.links = _connection_parts(config, self.timers, self.stats, self.flow, self.spawn, self.loop)
         self._sessions: SessionParts | None = None
         #: The channels with history, while serving (None when no channel rule gives any).
         self.history: HistoryChannels | None = None
@@ -139,7 +140,7 @@ class Server:
                 view = WorkerView(lambda: self.worker_id, lambda: self.connection_count, self.hub, self.users)
                 self.api = ServerApi(self.config, self.broker, self.publisher, view, nursery)
                 nursery.start_soon(self.api.run)
-            nursery.start_soon(self._links.write_batch.run)
+            nursery.start_soon(self.links.write_batch.run)
             nursery.start_soon(self.timers.run)
             if listener is not None:
                 handle = self._connection if self.tls is None else self.tls.wrap(self._connection)
@@ -204,7 +205,7 @@ class Server:
                 upgraded = await upgrade(
                     raw,
                     remote,
-                    self._links.recv_view,
+                    self.links.recv_view,
                     self._known_upgrades,
                     (self.config.max_request_head, self.config.max_payload),  # not kept in this frame
                     self._answer,
@@ -220,7 +221,7 @@ class Server:
             elif upgraded is not None and self._sessions is not None:
                 http_request, leftover = upgraded
                 del upgraded  # this frame lives as long as the connection: it keeps only what it uses
-                conn = connection_class()(raw, self._links)
+                conn = connection_class()(raw, self.links)
                 session = self.start_session(conn, http_request)
                 trace_frames(session, conn)
                 await conn.run(leftover)
@@ -237,6 +238,8 @@ class Server:
 
     def status_response(self, path: str, *, public: bool = False) -> Response | None:
         """The answer to a status path; ``public``: on the main port (details only with ``public_metrics``)."""
+        if path not in STATUS_PATHS:
+            return None
         details = not public or self.config.public_metrics
         ready = self.broker.ready and self._accepting
         return status_answer(
@@ -262,10 +265,10 @@ class Server:
             return not_the_websocket_path(self.config.path, self.tls is not None)
         return await self.refusal(http_request)
 
-    async def refusal(self, http_request: HttpRequest) -> Response | None:
+    def refusal(self, http_request: HttpRequest) -> Awaitable[Response | None]:
         """The answer to an upgrade request to the WebSocket path that is refused, else None."""
         full = not self._accepting or self.timers.live_count >= self.config.max_connections
-        return await upgrade_refusal(http_request, self.config.origins, full, self.app)
+        return upgrade_refusal(http_request, self.config.origins, full, self.app)
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -276,11 +279,6 @@ class Server:
         log_opened(session)
         for hook in self.app.connection_hooks:  # the handle is made here only when a hook wants it
             self.spawn(hook, session.handle)
-
-    @property
-    def links(self) -> ConnectionParts:
-        """What this worker's connections share (limits, timers, the loop)."""
-        return self._links
 
     def start_session(self, link: Link, http_request: HttpRequest) -> Session:
         """The session of a connection whose upgrade was accepted; it waits for its handshake."""

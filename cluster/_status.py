@@ -9,7 +9,10 @@ from websockets.http11 import Response
 
 from ._transport.http import json_response, plain_response
 
-__all__ = ["status_answer"]
+__all__ = ["STATUS_PATHS", "status_answer"]
+
+#: The paths :func:`status_answer` answers.
+STATUS_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 def status_answer(
