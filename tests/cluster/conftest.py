@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 import trio
 
@@ -124,18 +125,27 @@ async def client_on_worker(
     codec: str = "json",
     avoid: set[int] | None = None,
     attempts: int = 100,
+    within: float = 20.0,
     **options: Any,
 ) -> AsyncIterator[tuple[Client, int]]:
-    """A connected Python client whose worker pid is not in ``avoid``: (client, worker pid)."""
+    """A connected Python client whose worker pid is not in ``avoid``: (client, worker pid).
+
+    Tries at least ``attempts`` connections and for at least ``within`` seconds: a worker that has
+    reported ready may reach its accept loop late on a loaded machine, and until it does the
+    other worker takes every connection.
+    """
     options.setdefault("reconnect", FAST_RECONNECT)
-    for _ in range(attempts):
+    deadline = anyio.current_time() + within
+    tried = 0
+    while tried < attempts or anyio.current_time() < deadline:
+        tried += 1
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(url, codec=codec, **options))
             pid = (await client.invoke("worker"))["pid"]
             if not avoid or pid not in avoid:
                 yield client, pid
                 return
-    raise AssertionError(f"no connection landed on a worker other than {avoid} in {attempts} attempts")
+    raise AssertionError(f"no connection landed on a worker other than {avoid} in {tried} attempts")
 
 
 def wait_exit(proc: Any, timeout: float) -> float:
