@@ -25,9 +25,6 @@ from ._transport.http import HttpRequest
 
 __all__ = ["AsgiEndpoint"]
 
-_UPGRADE_HEADERS = frozenset(
-    {b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions"}
-)
 _NOT_A_PAGE = (
     b"This is a WebSocket endpoint (SocketCluster protocol), not a web page: connect a WebSocket "
     b"client to this path.\n"
@@ -100,7 +97,7 @@ class AsgiEndpoint:
             await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR, "reason": reason})
             return
         server.stats.connections_total += 1
-        http_request = _request(scope)
+        http_request = HttpRequest.from_asgi(scope)
         refused = await server.refusal(http_request)
         if refused is not None:
             if "websocket.http.response" in scope.get("extensions", {}):
@@ -142,18 +139,3 @@ class AsgiEndpoint:
                     await stack.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-
-
-def _request(scope: Scope) -> HttpRequest:
-    """The upgrade request as middleware sees it: the URL the client asked for, headers, peer."""
-    path = scope.get("raw_path")
-    url = path.decode("latin-1") if path else scope.get("root_path", "") + scope["path"]
-    if scope.get("query_string"):
-        url += "?" + scope["query_string"].decode("latin-1")
-    headers = tuple(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers", ())
-        if name.lower() not in _UPGRADE_HEADERS
-    )
-    client = scope.get("client")
-    return HttpRequest(url, headers, (str(client[0]), int(client[1])) if client else None)

@@ -158,6 +158,33 @@ def raw_peer(url: str, packets: list[dict[str, object]], *, rcvbuf: int | None =
     return sock
 
 
+@contextlib.contextmanager
+def official_subscriber(url: str, channel: str, count: int = 1) -> Iterator[Callable[[], object]]:
+    """The official client (tests/interop/subscriber.js) subscribed to ``channel``: yields ``next_event()``.
+
+    The subscription is acknowledged when the block starts; leaving the block normally waits for
+    the script to exit 0 after ``count`` messages, and it is killed if the block fails.
+    """
+    cmd = ["node", "subscriber.js", "--url", url, "--channel", channel, "--count", str(count)]
+    node = subprocess.Popen(cmd, cwd=INTEROP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        stdout = node.stdout
+
+        def next_event() -> object:
+            return json.loads(stdout.readline())
+
+        assert next_event() == {"event": "ready"}
+        yield next_event
+        assert node.wait(10) == 0
+    finally:
+        if node.poll() is None:
+            node.kill()
+        node.wait(5)
+        if node.stdout is not None:
+            node.stdout.close()
+
+
 def stop_and_close(started: list[RunningProcess]) -> None:
     """Stop ``started`` and close their output pipes once the reader threads have seen EOF.
 

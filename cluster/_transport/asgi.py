@@ -67,19 +67,16 @@ _UNFRAME = _LastPayload()
 class AsgiLink(LinkState):
     """One client connection served through an ASGI server's ``receive`` and ``send``."""
 
-    __slots__ = ("_close_event", "_frames", "_group", "_parts", "_send", "_size", "_wake")
+    __slots__ = ("_close_event", "_frames", "_group", "_send", "_size", "_wake")
 
     def __init__(self, send: Send, parts: ConnectionParts) -> None:
         self._send = send
-        self._parts = parts
         self._frames: deque[bytes] = deque()
         self._size = 0  # bytes of the queued frames
         self._wake = parts.loop.parking_lot()
         self._close_event: dict[str, Any] | None = None  # sent once the queued frames are
         self._group: anyio.abc.TaskGroup | None = None
-        super().__init__(
-            parts.loop.current_time(), parts.ping_timeout, parts.message_rate, parts.message_burst
-        )
+        super().__init__(parts)
 
     @property
     def outbound_backlog(self) -> int:
@@ -97,20 +94,17 @@ class AsgiLink(LinkState):
         self._frames.append(frame)
         self._size += len(frame)
         if self._size > self._parts.outbound_limit:
-            self._overflowed()
+            self.overflowed()
         elif len(self._frames) == 1:
             self._wake.unpark_all()
 
     send_own_frame = send_frame
 
-    def _overflowed(self) -> None:
-        self._parts.stats.slow_consumer_disconnects += 1
-        log.info(
-            "connection %x: outbound buffer overflow, closing with %d", id(self), CloseCode.SLOW_CONSUMER
-        )
+    def overflowed(self) -> None:
+        """Drop the queued frames, so that the close event goes out next, and close with 4010."""
         self._frames.clear()
         self._size = 0
-        self.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
+        super().overflowed()
 
     async def _write(self) -> None:
         """Hand queued frames to the ASGI server in order, then the close event; runs until the end."""
@@ -128,13 +122,6 @@ class AsgiLink(LinkState):
         except Exception as error:  # the ASGI server could not send: the peer is gone
             log.debug("connection %x: send failed: %r", id(self), error)
             self.abort()
-
-    # -- tasks -----------------------------------------------------------------------------
-
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` in the connection's task group (cancelled when it ends); errors are logged."""
-        if self._group is not None and self.state is not _CLOSED:
-            self._group.start_soon(_logged, fn, *args)
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -157,8 +144,9 @@ class AsgiLink(LinkState):
                 self._group.cancel_scope.cancel()
 
     def release(self) -> None:
-        """The connection ended: drop what is queued and the reference to the session."""
+        """The connection ended: cancel its tasks, drop what is queued and the reference to the session."""
         self.state = _CLOSED
+        self.cancel_tasks()
         self._frames.clear()
         self._size = 0
         self.sink = NO_SINK
@@ -199,8 +187,7 @@ class AsgiLink(LinkState):
             if bucket is not None:
                 bucket.refill(now)
                 if bucket.spend():
-                    parts.stats.rate_limited_disconnects += 1
-                    self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
+                    self.flooded()
                     continue
             if text is None or not self.sink.publish_inline(payload):
                 parts.stats.messages_in += 1
@@ -212,10 +199,3 @@ class AsgiLink(LinkState):
             if holds is not None and parts.flow is not None:
                 self._hold = None
                 await parts.flow.wait(holds, self._still_open)
-
-
-async def _logged(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-    try:
-        await fn(*args)
-    except Exception:
-        log.exception("task %r of an ASGI connection failed", getattr(fn, "__name__", fn))

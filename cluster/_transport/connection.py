@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket as stdsocket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import trio
 from websockets.exceptions import InvalidState
@@ -23,14 +20,10 @@ from websockets.server import ServerProtocol
 
 from hubbub.protocol import CloseCode, ProtocolViolation
 
-from .._loop import TRIO, Loop
-from .._stats import ServerStats
-from .flow import FlowControl
 from .handshake import recv_into, ws_log
-from .link import NO_SINK, LinkState, MessageSink
-from .outbound import Outbound, WriteBatch
+from .link import NO_SINK, ConnectionParts, LinkState, MessageSink
+from .outbound import Outbound
 from .state import SocketState
-from .timers import Timers
 
 __all__ = ["ConnectionParts", "WsConnection"]
 
@@ -39,34 +32,10 @@ RECV_SIZE = 65536
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = SocketState
 
 
-@dataclass(eq=False, slots=True)
-class ConnectionParts:
-    """What the connections of one worker share."""
-
-    max_payload: int
-    outbound_limit: int
-    ping_timeout: float
-    close_timeout: float
-    write_batch: WriteBatch
-    timers: Timers
-    stats: ServerStats
-    #: Runs ``fn(*args)`` in the worker's nursery (an exception is logged, never fatal).
-    spawn: Callable[..., None]
-    #: A buffer for reads: every read is processed before the next one.
-    recv_view: memoryview
-    #: The worker's flow control (None: a socket overflows at ``outbound_limit``, no push-back).
-    flow: FlowControl | None = None
-    #: Messages per second a client may send on average (0: no limit), and in one burst.
-    message_rate: float = 0.0
-    message_burst: int = 0
-    #: The worker's event loop primitives.
-    loop: Loop = TRIO
-
-
 class WsConnection(LinkState):
     """One client connection after its HTTP upgrade."""
 
-    __slots__ = ("_close_written", "_out", "_parts", "_raw", "_tasks", "ws")
+    __slots__ = ("_close_written", "_out", "_raw", "ws")
 
     def __init__(self, raw: stdsocket.socket, parts: ConnectionParts) -> None:
         self._raw = raw
@@ -75,11 +44,8 @@ class WsConnection(LinkState):
         # and all) alive in its parser for as long as it lives.
         self.ws = ServerProtocol(state=OPEN, max_size=parts.max_payload, logger=ws_log)
         self._out = Outbound(raw, parts.outbound_limit, self, parts.write_batch, parts.flow)
-        self._tasks: set[Any] | None = None
         self._close_written = False
-        super().__init__(
-            parts.loop.current_time(), parts.ping_timeout, parts.message_rate, parts.message_burst
-        )
+        super().__init__(parts)
 
     @property
     def outbound_backlog(self) -> int:
@@ -130,30 +96,6 @@ class WsConnection(LinkState):
 
     # -- tasks and faults (the Outbound's owner) ----------------------------------------------
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` in a task that is cancelled when this connection ends."""
-        self._parts.spawn(self._run_task, fn, *args)
-
-    async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        if self.state is _CLOSED:
-            return
-        with self._parts.loop.cancel_scope() as scope:
-            if self._tasks is None:
-                self._tasks = set()
-            self._tasks.add(scope)
-            try:
-                await fn(*args)
-            finally:
-                self._tasks.discard(scope)
-
-    def overflowed(self) -> None:
-        """The outbound backlog passed the limit: close as a slow consumer (4010)."""
-        self._parts.stats.slow_consumer_disconnects += 1
-        log.info(
-            "connection %x: outbound buffer overflow, closing with %d", id(self), CloseCode.SLOW_CONSUMER
-        )
-        self.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
-
     # -- closing ---------------------------------------------------------------------------
 
     def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -184,8 +126,7 @@ class WsConnection(LinkState):
         self.state = _CLOSED
         self._out.send_pending()
         self._out.closed = True
-        for scope in self._tasks or ():
-            scope.cancel()
+        self.cancel_tasks()
         self._out.detach()
         self.sink = NO_SINK
         # websockets' protocol holds its frame parser, a generator holding the protocol: closing
@@ -250,7 +191,7 @@ class WsConnection(LinkState):
                 else:
                     continue
                 if bucket is not None and bucket.spend():
-                    _flooded(self)
+                    self.flooded()
                     break
                 if is_text and self.sink.publish_inline(payload):
                     if self.state is not _OPEN:
@@ -272,13 +213,6 @@ class WsConnection(LinkState):
                 half_closed = True
                 if _end_tcp(self):
                     return
-
-
-def _flooded(self: WsConnection) -> None:
-    """The client sent more messages than its bucket allows: close with 4012."""
-    self._parts.stats.rate_limited_disconnects += 1
-    log.info("connection %x: message rate limit exceeded, closing with %d", id(self), CloseCode.RATE_LIMITED)
-    self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
 
 
 def _end_tcp(self: WsConnection) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,6 +43,21 @@ class HttpRequest:
             if name.lower() not in _UPGRADE_HEADERS
         )
         return cls(request.path, kept, remote)
+
+    @classmethod
+    def from_asgi(cls, scope: Mapping[str, Any]) -> HttpRequest:
+        """The request of an ASGI ``websocket`` scope: the URL the client asked for, headers, peer."""
+        path = scope.get("raw_path")
+        url = path.decode("latin-1") if path else scope.get("root_path", "") + scope["path"]
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        kept = tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope.get("headers", ())
+            if name.decode("latin-1").lower() not in _UPGRADE_HEADERS
+        )
+        client = scope.get("client")
+        return cls(url, kept, (str(client[0]), int(client[1])) if client else None)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""

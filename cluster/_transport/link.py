@@ -7,15 +7,24 @@ the timers and the app's socket handle see only this.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hubbub.protocol import CloseCode, Liveness
 
+from .._loop import TRIO, Loop
+from .._stats import ServerStats
+from .flow import FlowControl
+from .outbound import WriteBatch
 from .rate import TokenBucket
 from .state import SocketState
+from .timers import Timers
 
-__all__ = ["NO_SINK", "Link", "LinkState", "MessageSink"]
+__all__ = ["NO_SINK", "ConnectionParts", "Link", "LinkState", "MessageSink"]
+
+log = logging.getLogger("hubbub.server")
 
 
 class MessageSink(Protocol):
@@ -40,6 +49,30 @@ class _NoSink:
 
 #: The sink of a connection before its session attaches and after it ends.
 NO_SINK = _NoSink()
+
+
+@dataclass(eq=False, slots=True)
+class ConnectionParts:
+    """What the connections of one worker share."""
+
+    max_payload: int
+    outbound_limit: int
+    ping_timeout: float
+    close_timeout: float
+    write_batch: WriteBatch
+    timers: Timers
+    stats: ServerStats
+    #: Runs ``fn(*args)`` in the worker's nursery (an exception is logged, never fatal).
+    spawn: Callable[..., None]
+    #: A buffer for reads: every read is processed before the next one.
+    recv_view: memoryview
+    #: The worker's flow control (None: a socket overflows at ``outbound_limit``, no push-back).
+    flow: FlowControl | None = None
+    #: Messages per second a client may send on average (0: no limit), and in one burst.
+    message_rate: float = 0.0
+    message_burst: int = 0
+    #: The worker's event loop primitives.
+    loop: Loop = TRIO
 
 
 class Link(Protocol):
@@ -104,6 +137,8 @@ class LinkState:
         "_bucket",
         "_hold",
         "_liveness",
+        "_parts",
+        "_tasks",
         "close_code",
         "close_deadline",
         "close_reason",
@@ -112,15 +147,18 @@ class LinkState:
         "state",
     )
 
-    def __init__(self, now: float, ping_timeout: float, message_rate: float, message_burst: int) -> None:
+    def __init__(self, parts: ConnectionParts) -> None:
+        self._parts = parts
+        self._tasks: set[Any] | None = None  # the cancel scopes of the tasks run on its behalf
+        now = parts.loop.current_time()
         self.sink: MessageSink = NO_SINK
         #: Set by the session after a publish that must wait for congested subscribers: reading
         #: pauses until it returns False (see :mod:`.flow`).
         self._hold: Callable[[], bool] | None = None
         self.state = SocketState.CONNECTING
         self.opened_at = now
-        self._liveness = Liveness(ping_timeout, now)
-        self._bucket = TokenBucket.for_limits(message_rate, message_burst, now)
+        self._liveness = Liveness(parts.ping_timeout, now)
+        self._bucket = TokenBucket.for_limits(parts.message_rate, parts.message_burst, now)
         #: When a ``CLOSING`` connection is dropped if the peer has not closed by then.
         self.close_deadline = 0.0
         self.close_code: int | None = None
@@ -141,3 +179,46 @@ class LinkState:
 
     def _still_open(self) -> bool:
         return self.state is SocketState.OPEN or self.state is SocketState.CONNECTING
+
+    # -- tasks and faults ------------------------------------------------------------------
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the worker's nursery, in a task cancelled when this connection ends."""
+        self._parts.spawn(self._run_task, fn, *args)
+
+    async def _run_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self.state is SocketState.CLOSED:
+            return
+        with self._parts.loop.cancel_scope() as scope:
+            if self._tasks is None:
+                self._tasks = set()
+            self._tasks.add(scope)
+            try:
+                await fn(*args)
+            finally:
+                self._tasks.discard(scope)
+
+    def cancel_tasks(self) -> None:
+        """Cancel the tasks run on this connection's behalf (it ended)."""
+        for scope in self._tasks or ():
+            scope.cancel()
+
+    def overflowed(self) -> None:
+        """The outbound backlog passed the limit: close as a slow consumer (4010)."""
+        self._parts.stats.slow_consumer_disconnects += 1
+        log.info(
+            "connection %x: outbound buffer overflow, closing with %d", id(self), CloseCode.SLOW_CONSUMER
+        )
+        self.disconnect(CloseCode.SLOW_CONSUMER, "Outbound buffer overflow")
+
+    def flooded(self) -> None:
+        """The client sent more messages than its bucket allows: close with 4012."""
+        self._parts.stats.rate_limited_disconnects += 1
+        log.info(
+            "connection %x: message rate limit exceeded, closing with %d", id(self), CloseCode.RATE_LIMITED
+        )
+        self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
+
+    def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the close handshake with ``code`` (each transport has its own)."""
+        raise NotImplementedError

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import RedisProcess, free_port, raw_peer, wait_until  # noqa: E402
+from conftest import RedisProcess, free_port, official_subscriber, raw_peer, wait_until  # noqa: E402
 
 #: How each ASGI server runs ``module:app`` on ``port``.
 SERVERS = {
@@ -134,26 +134,11 @@ def test_official_client_on_the_web_apps_port_receives_what_a_route_publishes(
 ) -> None:
     server: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
     assert httpx.get(f"{server.http_url}/socketcluster/", timeout=5).status_code == 426
-    node = subprocess.Popen(
-        ["node", "subscriber.js", "--url", server.ws_url, "--channel", "room/lobby", "--count", "2"],
-        cwd=INTEROP,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert node.stdout is not None
-        assert json.loads(node.stdout.readline()) == {"event": "ready"}
+    with official_subscriber(server.ws_url, "room/lobby", count=2) as next_event:
         for text in ("hello from HTTP", "and again"):
             answer = httpx.post(f"{server.http_url}/rooms/lobby/messages", json={"text": text}, timeout=5)
             assert answer.status_code == 200, answer.text
-            assert json.loads(node.stdout.readline()) == {"event": "message", "data": {"text": text}}
-        assert node.wait(10) == 0
-    finally:
-        if node.poll() is None:
-            node.kill()
-        node.wait(5)
-        if node.stdout is not None:
-            node.stdout.close()
+            assert next_event() == {"event": "message", "data": {"text": text}}
 
 
 @pytest.mark.timeout(60)

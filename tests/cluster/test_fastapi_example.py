@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import free_port, start_process, stop_and_close  # noqa: E402
+from conftest import free_port, official_subscriber, start_process, stop_and_close  # noqa: E402
 
 pytestmark = pytest.mark.interop
 
@@ -47,27 +45,13 @@ def test_fastapi_route_publishes_to_the_official_client(
     monkeypatch.setenv("HUBBUB_PORT", str(free_port()))
     cmd = [sys.executable, "-m", "uvicorn", "web:api", "--host", "127.0.0.1", "--port", str(http_port)]
     web = start_process(cmd, cwd=tmp_path)
-    node = subprocess.Popen(
-        ["node", "subscriber.js", "--url", web.url, "--channel", "room/lobby"],
-        cwd=INTEROP,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert node.stdout is not None
-        assert json.loads(node.stdout.readline()) == {"event": "ready"}
-        answer = _post(f"http://127.0.0.1:{http_port}/rooms/lobby/messages", {"text": "hello from HTTP"})
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"channel": "room/lobby"}
-        received = json.loads(node.stdout.readline())
-        assert received == {"event": "message", "data": {"text": "hello from HTTP"}}
-        assert node.wait(10) == 0
+        with official_subscriber(web.url, "room/lobby") as next_event:
+            answer = _post(f"http://127.0.0.1:{http_port}/rooms/lobby/messages", {"text": "hello from HTTP"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"channel": "room/lobby"}
+            assert next_event() == {"event": "message", "data": {"text": "hello from HTTP"}}
         where = httpx.get(f"http://127.0.0.1:{http_port}/hubbub", timeout=5).json()
         assert where == {"url": web.url}
     finally:
-        if node.poll() is None:
-            node.kill()
-        node.wait(5)
-        if node.stdout is not None:
-            node.stdout.close()
         stop_and_close([web])
