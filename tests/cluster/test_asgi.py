@@ -241,7 +241,9 @@ def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
         channel.wait_subscribed(10)
         sent = client.invoke("flood", {"channel": "flood", "count": 200, "size": 32 * 1024}, timeout=30)
         assert sent == 200
-        wait_until(lambda: client.invoke("closes", timeout=10) == [CloseCode.SLOW_CONSUMER], "a 4010 close", 10)
+        wait_until(
+            lambda: client.invoke("closes", timeout=10) == [CloseCode.SLOW_CONSUMER], "a 4010 close", 10
+        )
         # The session ends at once; the TCP connection goes when the ASGI server gives up on its
         # close handshake: hypercorn at the endpoint's close_timeout, uvicorn after its own 10 s.
         assert _dropped(stalled, within=25)
