@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 
 from hubbub.broker import Broker
@@ -118,10 +119,7 @@ class AsgiEndpoint:
         await send({"type": "websocket.accept"})
         link = AsgiLink(send, server.links)
         session = server.start_session(link, http_request)
-        try:
-            await link.run(receive)
-        finally:
-            server.forget(link, session)
+        await link.run(receive, functools.partial(server.forget, link, session))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """The ASGI lifespan protocol, for an endpoint that is the server's top-level app."""

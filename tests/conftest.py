@@ -158,6 +158,15 @@ def raw_peer(url: str, packets: list[dict[str, object]], *, rcvbuf: int | None =
     return sock
 
 
+def stalled_subscriber(url: str, channel: str) -> socket.socket:
+    """A raw WebSocket client that subscribes to ``channel`` with a 4 KB receive buffer, then never reads."""
+    packets: list[dict[str, object]] = [
+        {"event": "#handshake", "data": {}, "cid": 1},
+        {"event": "#subscribe", "data": {"channel": channel}, "cid": 2},
+    ]
+    return raw_peer(url, packets, rcvbuf=4096)
+
+
 @contextlib.contextmanager
 def official_subscriber(url: str, channel: str, count: int = 1) -> Iterator[Callable[[], object]]:
     """The official client (tests/interop/subscriber.js) subscribed to ``channel``: yields ``next_event()``.

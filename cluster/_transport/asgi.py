@@ -3,7 +3,9 @@
 The ASGI server (uvicorn, hypercorn) does the HTTP upgrade, the framing and the WebSocket's own
 pings; :class:`AsgiLink` turns its ``websocket.receive`` events into messages for the session and
 the session's frames into ``websocket.send`` events, with the same limits as a connection on the
-worker's own port: the payload size, the message rate, the pong timeout and the outbound backlog.
+worker's own port: the payload size, the message rate, the pong timeout and the outbound backlog,
+with flow control (:mod:`.flow`): a link's backlog is what it has queued for the ASGI server's
+``send``, and a ``send`` that returns is progress.
 
 The hub frames a publication once for every subscriber, for raw sockets; a link takes the payload
 back out of the frame, and the last shared frame's payload is kept, so a publication to many ASGI
@@ -80,7 +82,22 @@ class AsgiLink(LinkState):
 
     @property
     def outbound_backlog(self) -> int:
+        """Bytes queued for the ASGI server's ``send``."""
         return self._size
+
+    # -- what flow control sees (a Congestible) ----------------------------------------------
+
+    backlog = outbound_backlog
+
+    @property
+    def tag(self) -> MessageSink:
+        """The subscriber this link writes for, as flow control names it to publishers."""
+        return self.sink
+
+    def stalled(self) -> None:
+        """Congested without progress for the flow's timeout: close as a slow consumer."""
+        if self._still_open():
+            self.overflowed()
 
     def attach(self, sink: MessageSink) -> None:
         self.sink = sink
@@ -88,33 +105,54 @@ class AsgiLink(LinkState):
     # -- sending ---------------------------------------------------------------------------
 
     def send_frame(self, frame: bytes) -> None:
-        """Queue a frame for the writer task; past the outbound limit, close as a slow consumer."""
+        """Queue a frame for the writer task; past the outbound limit, congested or closed (4010)."""
         if self.state is not _OPEN and self.state is not _CONNECTING:
             return
         self._frames.append(frame)
         self._size += len(frame)
-        if self._size > self._parts.outbound_limit:
-            self.overflowed()
-        elif len(self._frames) == 1:
+        if self._size > self._parts.outbound_limit and self._over_limit():
+            return
+        if len(self._frames) == 1:
             self._wake.unpark_all()
+            if self._parts.flow is not None:
+                self._parts.flow.backlogged(self)
 
     send_own_frame = send_frame
 
+    def _over_limit(self) -> bool:
+        """The backlog passed the (soft) limit: congested, or closed past the hard limit (True)."""
+        flow = self._parts.flow
+        if flow is None or self._size > flow.hard_limit:
+            self.overflowed()
+            return True
+        flow.congest(self)
+        return False
+
     def overflowed(self) -> None:
         """Drop the queued frames, so that the close event goes out next, and close with 4010."""
+        self._drop()
+        super().overflowed()
+
+    def _drop(self) -> None:
         self._frames.clear()
         self._size = 0
-        super().overflowed()
+        if self._parts.flow is not None:
+            self._parts.flow.release(self)
 
     async def _write(self) -> None:
         """Hand queued frames to the ASGI server in order, then the close event; runs until the end."""
         frames, send = self._frames, self._send
+        flow, limit = self._parts.flow, self._parts.outbound_limit
         try:
             while True:
                 while frames:
                     frame = frames.popleft()
                     self._size -= len(frame)
                     await send(_UNFRAME.event(frame))
+                    if flow is not None:
+                        flow.progress(self, self._size <= limit)
+                if flow is not None:
+                    flow.release(self)
                 if self._close_event is not None:
                     await send(self._close_event)
                     return
@@ -147,14 +185,18 @@ class AsgiLink(LinkState):
         """The connection ended: cancel its tasks, drop what is queued and the reference to the session."""
         self.state = _CLOSED
         self.cancel_tasks()
-        self._frames.clear()
-        self._size = 0
+        self._drop()
         self.sink = NO_SINK
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def run(self, receive: Receive) -> None:
-        """Serve the connection until the client or the server closes it (the socket is accepted)."""
+    async def run(self, receive: Receive, ended: Callable[[], None]) -> None:
+        """Serve the connection until the client or the server closes it (the socket is accepted).
+
+        ``ended()`` runs as soon as the connection ends for hubbub, before the wait for a ``send``
+        the ASGI server has not returned from: hypercorn shields its socket writes from
+        cancellation, so a peer that stopped reading holds one until hypercorn's own timeout.
+        """
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self._write)
@@ -163,6 +205,7 @@ class AsgiLink(LinkState):
             finally:
                 group.cancel_scope.cancel()
                 self._group = None
+                ended()
 
     async def _read(self, receive: Receive) -> None:
         parts, bucket = self._parts, self._bucket

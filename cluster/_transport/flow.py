@@ -28,8 +28,10 @@ HOLD_GRACE = 0.5
 class Congestible(Protocol):
     """An outbound buffer as flow control sees it."""
 
-    #: The subscriber this buffer writes for (the hub's member), or None.
-    tag: Any
+    @property
+    def tag(self) -> Any:
+        """The subscriber this buffer writes for (the hub's member), or None."""
+        ...
 
     @property
     def backlog(self) -> int:

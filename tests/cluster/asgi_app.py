@@ -9,8 +9,10 @@ endpoint = AsgiEndpoint(
     app,
     config=ServerConfig(
         origins=("allowed.example:*",),
-        max_payload=4096,
-        outbound_limit=256 * 1024,
+        max_payload=32 * 1024,
+        outbound_limit=256 * 1024,  # congested past it: publishers to its channels wait
+        outbound_hard_limit=1 << 20,  # a stalled subscriber is closed past it (4010)
+        slow_consumer_timeout=2.0,
         close_timeout=1.0,
         ping_interval=30.0,  # no pong timeout within a test: a stalled peer is dropped for its backlog
         ping_timeout=60.0,

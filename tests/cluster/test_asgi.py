@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 INTEROP = ROOT / "tests" / "interop"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import RedisProcess, free_port, official_subscriber, raw_peer, wait_until  # noqa: E402
+from conftest import RedisProcess, free_port, official_subscriber, stalled_subscriber, wait_until  # noqa: E402
+
+from ..hostile.test_flow_control import flood_past_a_slower_and_a_stalled_subscriber  # noqa: E402
 
 #: How each ASGI server runs ``module:app`` on ``port``.
 SERVERS = {
@@ -211,7 +213,7 @@ def test_a_message_over_max_payload_closes_with_1009(kind: str, asgi_server: obj
     with ws_connect(server.ws_url, origin=Origin("http://allowed.example"), open_timeout=5) as ws:
         ws.send(json.dumps({"event": "#handshake", "data": {}, "cid": 1}))
         assert json.loads(ws.recv(5))["rid"] == 1
-        ws.send(json.dumps({"event": "big", "data": "x" * 5000}))
+        ws.send(json.dumps({"event": "big", "data": "x" * 40_000}))
         with pytest.raises(ConnectionClosed) as closed:
             _read_until_closed(ws)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
@@ -228,14 +230,7 @@ def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
     kind: str, asgi_server: object
 ) -> None:
     server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
-    stalled = raw_peer(
-        server.ws_url,
-        [
-            {"event": "#handshake", "data": {}, "cid": 1},
-            {"event": "#subscribe", "data": {"channel": "flood"}, "cid": 2},
-        ],
-        rcvbuf=4096,
-    )
+    stalled = stalled_subscriber(server.ws_url, "flood")
     with stalled, hubbub.client.connect_blocking(server.ws_url) as client:
         channel = client.subscribe("other")
         channel.wait_subscribed(10)
@@ -251,13 +246,33 @@ def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
         assert channel.receive(10) == "0:x"  # the worker and its other clients go on
 
 
-def _dropped(peer: socket.socket, within: float) -> bool:
-    """Whether the server ends ``peer``'s connection (EOF or a reset) within ``within`` seconds."""
-    peer.settimeout(within)
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_a_client_flood_slows_its_sender_and_drops_only_the_stalled_subscriber(
+    kind: str, asgi_server: object
+) -> None:
+    """Flow control on the endpoint: a slower reader gets all, in order; a stalled one gets 4010."""
+    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    with (
+        flood_past_a_slower_and_a_stalled_subscriber(server.ws_url, "client-flood"),
+        hubbub.client.connect_blocking(server.ws_url) as client,
+    ):
+
+        def closes() -> list[int]:
+            return list(client.invoke("closes", timeout=10))
+
+        wait_until(lambda: CloseCode.SLOW_CONSUMER in closes(), "the 4010 close", 10)
+        ended = closes()  # the stalled subscriber's and the publisher's (hypercorn reports 1006 for it)
+        assert len(ended) == 2 and ended.count(CloseCode.SLOW_CONSUMER) == 1, ended
+
+
+def _dropped(sock: socket.socket, within: float) -> bool:
+    """Whether the server ends ``sock``'s connection (EOF or a reset) within ``within`` seconds."""
+    sock.settimeout(within)
     deadline = time.monotonic() + within
     try:
         while time.monotonic() < deadline:
-            if not peer.recv(1 << 20):
+            if not sock.recv(1 << 20):
                 return True
     except ConnectionResetError:
         return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections import defaultdict
 
@@ -12,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hubbub.client import connect
 
-from ..conftest import RedisProcess, raw_peer
+from ..conftest import RedisProcess, stalled_subscriber
 from .conftest import ClusterFactory, ahttp_get, client_on_worker, poll
 
 SAMPLES = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -77,20 +76,11 @@ async def test_single_worker_metrics_after_traffic(hubbub_cluster: ClusterFactor
     assert all(name.startswith("hubbub_") for name, _ in samples)
 
 
-def _slow_reader(url: str, channel: str) -> socket.socket:
-    """A raw WebSocket client that subscribes to ``channel`` and then never reads."""
-    packets: list[dict[str, object]] = [
-        {"event": "#handshake", "data": {}, "cid": 1},
-        {"event": "#subscribe", "data": {"channel": channel}, "cid": 2},
-    ]
-    return raw_peer(url, packets, rcvbuf=4096)
-
-
 @pytest.mark.trio
 async def test_slow_consumer_disconnects_are_counted(hubbub_cluster: ClusterFactory) -> None:
     cluster = hubbub_cluster("--outbound-limit", "65536", "--public-metrics", "true", workers=1)
     channel = f"slow-{uuid.uuid4().hex[:8]}"
-    slow = await trio.to_thread.run_sync(_slow_reader, cluster.url, channel)
+    slow = await trio.to_thread.run_sync(stalled_subscriber, cluster.url, channel)
     try:
         async with connect(cluster.url) as publisher:
             await poll(
