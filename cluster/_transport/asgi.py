@@ -149,7 +149,7 @@ class AsgiLink(LinkState):
                     frame = frames.popleft()
                     self._size -= len(frame)
                     await send(_UNFRAME.event(frame))
-                    if flow is not None:
+                    if flow is not None and flow.congested:
                         flow.progress(self, self._size <= limit)
                 if flow is not None:
                     flow.release(self)
