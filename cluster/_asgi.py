@@ -14,6 +14,8 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator
 
+from websockets.http11 import Response
+
 from hubbub.broker import Broker
 from hubbub.protocol import CloseCode
 
@@ -37,8 +39,10 @@ class AsgiEndpoint:
 
     ``broker``, ``broker_prefix``, ``config`` and ``drain_timeout`` are those of
     :func:`hubbub.cluster.serve` (``config``'s host, port and path do not apply: the ASGI server
-    listens, and the mount decides the path). HTTP requests get 426, and websocket connections
-    while the worker is not running are closed with 1011.
+    listens, and the mount decides the path). HTTP requests get 426, except ``/health``,
+    ``/ready`` and ``/metrics`` under the mount path, which are answered as on a worker's main
+    port (``/health`` and ``/ready`` bare, details and metrics only with ``public_metrics``).
+    Websocket connections while the worker is not running are closed with 1011.
     """
 
     def __init__(
@@ -85,9 +89,22 @@ class AsgiEndpoint:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "http":
-            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"upgrade", b"websocket")]
-            await send({"type": "http.response.start", "status": 426, "headers": headers})
-            await send({"type": "http.response.body", "body": _NOT_A_PAGE})
+            await self._http(scope, send)
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        """A status path's answer (while the worker runs), else 426: this path is for WebSockets."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # Starlette's Mount keeps the whole path in "path"
+            path = path[len(root) :]
+        server = self._server
+        status = server.status_response(path, public=True) if server is not None else None
+        if status is not None:
+            await _send_response(send, "http.response", status)
+            return
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"upgrade", b"websocket")]
+        await send({"type": "http.response.start", "status": 426, "headers": headers})
+        await send({"type": "http.response.body", "body": _NOT_A_PAGE})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -102,17 +119,7 @@ class AsgiEndpoint:
         refused = await server.refusal(http_request)
         if refused is not None:
             if "websocket.http.response" in scope.get("extensions", {}):
-                headers = [
-                    (name.lower().encode(), value.encode()) for name, value in refused.headers.raw_items()
-                ]
-                await send(
-                    {
-                        "type": "websocket.http.response.start",
-                        "status": refused.status_code,
-                        "headers": headers,
-                    }
-                )
-                await send({"type": "websocket.http.response.body", "body": refused.body})
+                await _send_response(send, "websocket.http.response", refused)
             else:
                 await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
             return
@@ -137,3 +144,10 @@ class AsgiEndpoint:
                     await stack.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+
+
+async def _send_response(send: Send, kind: str, response: Response) -> None:
+    """Send ``response`` as ASGI ``{kind}.start`` and ``{kind}.body`` events."""
+    headers = [(name.lower().encode(), value.encode()) for name, value in response.headers.raw_items()]
+    await send({"type": f"{kind}.start", "status": response.status_code, "headers": headers})
+    await send({"type": f"{kind}.body", "body": response.body})

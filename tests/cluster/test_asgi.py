@@ -144,6 +144,21 @@ def test_official_client_on_the_web_apps_port_receives_what_a_route_publishes(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
+def test_status_paths_are_answered_under_the_mount(kind: str, tmp_path: Path, asgi_server: object) -> None:
+    """/health and /ready under the endpoint's path, for a web app's probes; details stay private."""
+    mounted: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
+    top_level: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    for base in (f"{mounted.http_url}/socketcluster", top_level.http_url):
+        health = httpx.get(f"{base}/health", timeout=5)
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        ready = httpx.get(f"{base}/ready", timeout=5)
+        assert (ready.status_code, ready.json()) == (200, {"ready": True})
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 426  # public_metrics is off
+        assert httpx.get(f"{base}/", timeout=5).status_code == 426
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_python_clients_invoke_publish_and_each_receive_their_channel_in_order(
     kind: str, tmp_path: Path, asgi_server: object
