@@ -12,10 +12,19 @@ import logging
 from typing import Any
 
 from ._session.session import Session
+from ._transport.asgi import AsgiLink
 from ._transport.connection import WsConnection
-from ._transport.link import Link, MessageSink
+from ._transport.link import Link, LinkState, MessageSink
 
-__all__ = ["TracedConnection", "connection_class", "log_closed", "log_opened", "trace_frames"]
+__all__ = [
+    "TracedAsgiLink",
+    "TracedConnection",
+    "asgi_link_class",
+    "connection_class",
+    "log_closed",
+    "log_opened",
+    "trace_frames",
+]
 
 log = logging.getLogger("hubbub.connections")
 frames_log = logging.getLogger("hubbub.frames")
@@ -87,10 +96,10 @@ class _TracedSink:
         await self._sink.on_message(message)
 
 
-class TracedConnection(WsConnection):
-    """A connection that logs each frame it sends at DEBUG, tagged with its socket id."""
+class _FrameTracing(LinkState):
+    """Logs each frame a link sends at DEBUG, tagged with its socket id (mixed into a transport's link)."""
 
-    __slots__ = ("trace_id",)
+    __slots__ = ()
     trace_id: str
 
     def send_frame(self, frame: bytes) -> None:
@@ -102,13 +111,30 @@ class TracedConnection(WsConnection):
         super().send_own_frame(frame)
 
 
+class TracedConnection(_FrameTracing, WsConnection):
+    """A connection on the worker's own port that logs each frame it sends at DEBUG."""
+
+    __slots__ = ("trace_id",)
+
+
+class TracedAsgiLink(_FrameTracing, AsgiLink):
+    """A connection through an ASGI server that logs each frame it sends at DEBUG."""
+
+    __slots__ = ("trace_id",)
+
+
 def connection_class() -> type[WsConnection]:
     """:class:`TracedConnection` while ``hubbub.frames`` logs at DEBUG, else the plain connection."""
     return TracedConnection if frames_log.isEnabledFor(logging.DEBUG) else WsConnection
 
 
-def trace_frames(session: Session, conn: WsConnection) -> None:
-    """Tag a :class:`TracedConnection`'s frames with its socket id and log what it receives too."""
-    if isinstance(conn, TracedConnection):
+def asgi_link_class() -> type[AsgiLink]:
+    """:class:`TracedAsgiLink` while ``hubbub.frames`` logs at DEBUG, else the plain link."""
+    return TracedAsgiLink if frames_log.isEnabledFor(logging.DEBUG) else AsgiLink
+
+
+def trace_frames(session: Session, conn: Link) -> None:
+    """Tag a traced link's frames with its socket id and log what it receives too."""
+    if isinstance(conn, _FrameTracing):
         conn.trace_id = session.id
         conn.sink = _TracedSink(session.id, conn.sink)

@@ -219,6 +219,14 @@ class LinkState:
         )
         self.disconnect(CloseCode.RATE_LIMITED, "Message rate limit exceeded")
 
+    def send_frame(self, frame: bytes) -> None:
+        """Send a framed message shared by many connections (each transport has its own)."""
+        raise NotImplementedError
+
+    def send_own_frame(self, frame: bytes) -> None:
+        """:meth:`send_frame` for a frame only this connection sends."""
+        raise NotImplementedError
+
     def disconnect(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the close handshake with ``code`` (each transport has its own)."""
         raise NotImplementedError

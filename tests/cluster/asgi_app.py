@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from hubbub.cluster import Action, ActionType, App, AsgiEndpoint, Request, SCError, ServerConfig, ServerSocket
+
+if os.environ.get("HUBBUB_TEST_FRAMES"):  # frame tracing, as `hubbub run --log-level DEBUG` has it
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hubbub.frames").setLevel(logging.DEBUG)
 
 app = App()
 endpoint = AsgiEndpoint(

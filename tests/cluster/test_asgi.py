@@ -159,6 +159,27 @@ def test_status_paths_are_answered_under_the_mount(kind: str, tmp_path: Path, as
 
 
 @pytest.mark.timeout(60)
+def test_debug_frames_through_the_endpoint_are_tagged_with_the_socket_id(asgi_server: object) -> None:
+    server: AsgiServer = asgi_server(
+        "uvicorn-asyncio", "asgi_app:endpoint", HERE, {"HUBBUB_TEST_FRAMES": "1"}
+    )  # type: ignore[operator]
+    with hubbub.client.connect_blocking(server.ws_url) as client:
+        assert client.invoke("closes", timeout=10) == []
+
+    def traced() -> list[str]:
+        return [line for line in server.read_output().splitlines() if "hubbub.frames: socket " in line]
+
+    wait_until(lambda: any('"rid"' in line for line in traced()), "the traced answer", 10)
+    ids = {line.split("hubbub.frames: socket ", 1)[1].split(" ", 1)[0].rstrip(":") for line in traced()}
+    assert len(ids) == 1, traced()
+    (socket_id,) = ids
+    assert any(f"socket {socket_id} <- " in line and "#handshake" in line for line in traced())
+    assert any(f"socket {socket_id} <- " in line and '"closes"' in line for line in traced())
+    assert any(f"socket {socket_id} -> " in line and '"rid"' in line for line in traced())
+    assert all(line.startswith("DEBUG ") for line in traced())
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_python_clients_invoke_publish_and_each_receive_their_channel_in_order(
     kind: str, tmp_path: Path, asgi_server: object
