@@ -21,7 +21,7 @@ from hubbub.protocol import CloseCode
 
 from ._app import App
 from ._config import ServerConfig
-from ._connection_log import asgi_link_class, trace_frames
+from ._connection_log import asgi_link_class
 from ._embed import embedded
 from ._server import Server
 from ._transport.asgi import Receive, Scope, Send
@@ -127,7 +127,6 @@ class AsgiEndpoint:
         await send({"type": "websocket.accept"})
         link = asgi_link_class()(send, server.links)
         session = server.start_session(link, http_request)
-        trace_frames(session, link)
         await link.run(receive, functools.partial(server.forget, link, session))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -223,7 +223,6 @@ class Server:
                 del upgraded  # this frame lives as long as the connection: it keeps only what it uses
                 conn = connection_class()(raw, self.links)
                 session = self.start_session(conn, http_request)
-                trace_frames(session, conn)
                 await conn.run(leftover)
         except Exception:
             log.exception("connection from %s failed", address)
@@ -284,6 +283,7 @@ class Server:
         """The session of a connection whose upgrade was accepted; it waits for its handshake."""
         assert self._sessions is not None, "the server is not running"
         session = Session(link, http_request, self._sessions)
+        trace_frames(session, link)
         self.timers.connecting(link)
         return session
 

@@ -47,8 +47,10 @@ class HttpRequest:
     @classmethod
     def from_asgi(cls, scope: Mapping[str, Any]) -> HttpRequest:
         """The request of an ASGI ``websocket`` scope: the URL the client asked for, headers, peer."""
-        path = scope.get("raw_path")
-        url = path.decode("latin-1") if path else scope.get("root_path", "") + scope["path"]
+        raw_path, path, root = scope.get("raw_path"), scope["path"], scope.get("root_path", "")
+        # Starlette's Mount keeps the whole path in "path"; other servers may leave the root out.
+        whole = path if path.startswith(root) else root + path
+        url = raw_path.decode("latin-1") if raw_path else whole
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         kept = tuple(

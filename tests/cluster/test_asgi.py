@@ -16,8 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,7 @@ from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
 import hubbub.client
+from hubbub.cluster._transport.http import HttpRequest
 from hubbub.protocol import CloseCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,8 @@ class AsgiServer:
 
     proc: subprocess.Popen[str]
     port: int
-    output: list[str] = field(default_factory=list)
+    #: Where its stdout and stderr go.
+    log: Path
 
     @property
     def ws_url(self) -> str:
@@ -76,12 +78,16 @@ class AsgiServer:
         return f"http://127.0.0.1:{self.port}"
 
     def read_output(self) -> str:
-        """Everything the server printed so far (its stdout is a file)."""
-        return Path(self.output[0]).read_text()
+        """Everything the server printed so far."""
+        return self.log.read_text()
+
+
+#: ``asgi_server(kind, "module:app", cwd, env=None)``: an ASGI server of ``kind`` (see SERVERS), listening.
+StartAsgi = Callable[..., AsgiServer]
 
 
 @pytest.fixture
-def asgi_server(tmp_path: Path) -> Iterator[object]:
+def asgi_server(tmp_path: Path) -> Iterator[StartAsgi]:
     started: list[AsgiServer] = []
 
     def start(kind: str, target: str, cwd: Path, env: dict[str, str] | None = None) -> AsgiServer:
@@ -96,7 +102,7 @@ def asgi_server(tmp_path: Path) -> Iterator[object]:
                 text=True,
                 env={**os.environ, **(env or {})},
             )
-        server = AsgiServer(proc, port, [str(log_path)])
+        server = AsgiServer(proc, port, log_path)
         started.append(server)
         wait_until(lambda: _accepts(port) or proc.poll() is not None, f"{kind} listening", timeout=20)
         assert proc.poll() is None, server.read_output()
@@ -132,9 +138,9 @@ def _one_port_example(tmp_path: Path) -> Path:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_official_client_on_the_web_apps_port_receives_what_a_route_publishes(
-    kind: str, tmp_path: Path, asgi_server: object
+    kind: str, tmp_path: Path, asgi_server: StartAsgi
 ) -> None:
-    server: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
+    server = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))
     assert httpx.get(f"{server.http_url}/socketcluster/", timeout=5).status_code == 426
     with official_subscriber(server.ws_url, "room/lobby", count=2) as next_event:
         for text in ("hello from HTTP", "and again"):
@@ -145,10 +151,10 @@ def test_official_client_on_the_web_apps_port_receives_what_a_route_publishes(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
-def test_status_paths_are_answered_under_the_mount(kind: str, tmp_path: Path, asgi_server: object) -> None:
+def test_status_paths_are_answered_under_the_mount(kind: str, tmp_path: Path, asgi_server: StartAsgi) -> None:
     """/health and /ready under the endpoint's path, for a web app's probes; details stay private."""
-    mounted: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
-    top_level: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    mounted = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))
+    top_level = asgi_server(kind, "asgi_app:endpoint", HERE)
     for base in (f"{mounted.http_url}/socketcluster", top_level.http_url):
         health = httpx.get(f"{base}/health", timeout=5)
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
@@ -159,10 +165,8 @@ def test_status_paths_are_answered_under_the_mount(kind: str, tmp_path: Path, as
 
 
 @pytest.mark.timeout(60)
-def test_debug_frames_through_the_endpoint_are_tagged_with_the_socket_id(asgi_server: object) -> None:
-    server: AsgiServer = asgi_server(
-        "uvicorn-asyncio", "asgi_app:endpoint", HERE, {"HUBBUB_TEST_FRAMES": "1"}
-    )  # type: ignore[operator]
+def test_debug_frames_through_the_endpoint_are_tagged_with_the_socket_id(asgi_server: StartAsgi) -> None:
+    server = asgi_server("uvicorn-asyncio", "asgi_app:endpoint", HERE, {"HUBBUB_TEST_FRAMES": "1"})
     with hubbub.client.connect_blocking(server.ws_url) as client:
         assert client.invoke("closes", timeout=10) == []
 
@@ -182,9 +186,9 @@ def test_debug_frames_through_the_endpoint_are_tagged_with_the_socket_id(asgi_se
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_python_clients_invoke_publish_and_each_receive_their_channel_in_order(
-    kind: str, tmp_path: Path, asgi_server: object
+    kind: str, tmp_path: Path, asgi_server: StartAsgi
 ) -> None:
-    server: AsgiServer = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))  # type: ignore[operator]
+    server = asgi_server(kind, "one_port:api", _one_port_example(tmp_path))
     per_channel, subscribers = 50, 8
 
     async def main() -> dict[str, list[list[object]]]:
@@ -227,8 +231,8 @@ def test_python_clients_invoke_publish_and_each_receive_their_channel_in_order(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
-def test_refused_upgrades_get_socketcluster_servers_answers(kind: str, asgi_server: object) -> None:
-    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+def test_refused_upgrades_get_socketcluster_servers_answers(kind: str, asgi_server: StartAsgi) -> None:
+    server = asgi_server(kind, "asgi_app:endpoint", HERE)
     with pytest.raises(InvalidStatus) as refused:
         ws_connect(server.ws_url, origin=Origin("http://evil.example"), open_timeout=5)
     assert refused.value.response.status_code == 403
@@ -244,8 +248,8 @@ def test_refused_upgrades_get_socketcluster_servers_answers(kind: str, asgi_serv
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
-def test_a_message_over_max_payload_closes_with_1009(kind: str, asgi_server: object) -> None:
-    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+def test_a_message_over_max_payload_closes_with_1009(kind: str, asgi_server: StartAsgi) -> None:
+    server = asgi_server(kind, "asgi_app:endpoint", HERE)
     with ws_connect(server.ws_url, origin=Origin("http://allowed.example"), open_timeout=5) as ws:
         ws.send(json.dumps({"event": "#handshake", "data": {}, "cid": 1}))
         assert json.loads(ws.recv(5))["rid"] == 1
@@ -263,9 +267,9 @@ def _read_until_closed(ws: ClientConnection) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
 def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
-    kind: str, asgi_server: object
+    kind: str, asgi_server: StartAsgi
 ) -> None:
-    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    server = asgi_server(kind, "asgi_app:endpoint", HERE)
     stalled = stalled_subscriber(server.ws_url, "flood")
     with stalled, hubbub.client.connect_blocking(server.ws_url) as client:
         channel = client.subscribe("other")
@@ -285,10 +289,10 @@ def test_a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer(
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
 def test_a_client_flood_slows_its_sender_and_drops_only_the_stalled_subscriber(
-    kind: str, asgi_server: object
+    kind: str, asgi_server: StartAsgi
 ) -> None:
     """Flow control on the endpoint: a slower reader gets all, in order; a stalled one gets 4010."""
-    server: AsgiServer = asgi_server(kind, "asgi_app:endpoint", HERE)  # type: ignore[operator]
+    server = asgi_server(kind, "asgi_app:endpoint", HERE)
     with (
         flood_past_a_slower_and_a_stalled_subscriber(server.ws_url, "client-flood"),
         hubbub.client.connect_blocking(server.ws_url) as client,
@@ -300,6 +304,13 @@ def test_a_client_flood_slows_its_sender_and_drops_only_the_stalled_subscriber(
         wait_until(lambda: CloseCode.SLOW_CONSUMER in closes(), "the 4010 close", 10)
         ended = closes()  # the stalled subscriber's and the publisher's (hypercorn reports 1006 for it)
         assert len(ended) == 2 and ended.count(CloseCode.SLOW_CONSUMER) == 1, ended
+
+
+@pytest.mark.parametrize("path", ["/socketcluster/", "/"], ids=["root-in-path", "root-left-out"])
+def test_the_request_url_of_a_mounted_endpoint_has_the_mount_path_once(path: str) -> None:
+    scope = {"path": path, "root_path": "/socketcluster", "query_string": b"a=1", "headers": []}
+    assert HttpRequest.from_asgi(scope).path == "/socketcluster/"
+    assert HttpRequest.from_asgi({**scope, "raw_path": b"/socketcluster/"}).path == "/socketcluster/"
 
 
 def _dropped(sock: socket.socket, within: float) -> bool:
@@ -320,12 +331,11 @@ def _dropped(sock: socket.socket, within: float) -> bool:
 @pytest.mark.redis
 @pytest.mark.timeout(60)
 def test_asgi_processes_on_one_redis_reach_each_others_clients(
-    redis_server: RedisProcess, prefix: str, asgi_server: object
+    redis_server: RedisProcess, prefix: str, asgi_server: StartAsgi
 ) -> None:
     env = {"HUBBUB_TEST_BROKER": redis_server.url, "HUBBUB_TEST_PREFIX": prefix}
-    start = asgi_server
-    on_asyncio: AsgiServer = start("uvicorn-uvloop", "asgi_redis_app:endpoint", HERE, env)  # type: ignore[operator]
-    on_trio: AsgiServer = start("hypercorn-trio", "asgi_redis_app:endpoint", HERE, env)  # type: ignore[operator]
+    on_asyncio = asgi_server("uvicorn-uvloop", "asgi_redis_app:endpoint", HERE, env)
+    on_trio = asgi_server("hypercorn-trio", "asgi_redis_app:endpoint", HERE, env)
     count = 100
 
     async def main() -> list[list[object]]:
@@ -354,8 +364,8 @@ def test_asgi_processes_on_one_redis_reach_each_others_clients(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["uvicorn-asyncio", "hypercorn-trio"])
-def test_min_bin_clients_get_binary_frames_through_the_endpoint(kind: str, asgi_server: object) -> None:
-    server: AsgiServer = asgi_server(kind, "asgi_minbin_app:endpoint", HERE)  # type: ignore[operator]
+def test_min_bin_clients_get_binary_frames_through_the_endpoint(kind: str, asgi_server: StartAsgi) -> None:
+    server = asgi_server(kind, "asgi_minbin_app:endpoint", HERE)
     count = 20
 
     async def main() -> tuple[object, list[object], list[object]]:
